@@ -1,0 +1,415 @@
+//! Field encoding: the caller's compact form of an event, its JSON rendering on the writer, and
+//! span fields rendered once as JSON.
+//!
+//! Everything here matches what `tracing_subscriber::fmt::layer().json()` writes for the same
+//! values, because users switch between the two and their tools must see the same JSON:
+//!
+//! | value | event field (`"fields"`) | span field (`"span"`, `"spans"`) |
+//! |---|---|---|
+//! | `i64`, `u64`, `bool` | number / bool | number / bool |
+//! | `f64` (and `f32`) | number; NaN and infinities `null` | same |
+//! | `&str` | string | string |
+//! | `i128`, `u128` | decimal string | decimal string |
+//! | `?debug`, `%display`, `&dyn Error` | string | string |
+//! | `&[u8]` | string `"[0a ff]"` | array of numbers |
+//! | field named `r#x` | key `r#x` | key `x` for string-like values, `r#x` otherwise |
+//! | field named `log.*` (from `tracing-log`) | kept | dropped for string-like values |
+//!
+//! Event fields keep their order (and duplicates); span fields are a sorted map in which a later
+//! `record` replaces an earlier value. Both quirks are tracing-subscriber's.
+//!
+//! ## The event encoding
+//! The caller must copy the event's values before returning (they are borrowed), but nothing
+//! more: numbers go in raw, strings unescaped, `Debug` values as their formatted text. The
+//! writer does the JSON work. Each field is
+//!
+//! ```text
+//! tag: u8 | field index: u16 LE | payload
+//! ```
+//!
+//! where the index is the field's position in the event's `FieldSet` (the writer reads the
+//! name from the `'static` metadata), and the payload is 8 raw bytes for `I64`/`U64`/`F64`, one
+//! byte for `BOOL`, and `u32 LE length | UTF-8 bytes` for `STR`.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::Metadata;
+
+const I64: u8 = 1;
+const U64: u8 = 2;
+const F64: u8 = 3;
+const BOOL: u8 = 4;
+const STR: u8 = 5;
+
+/// Records an event's fields into a record buffer (caller side).
+pub(crate) struct EventEncoder<'a> {
+    pub(crate) buf: &'a mut Vec<u8>,
+}
+
+impl EventEncoder<'_> {
+    #[inline]
+    fn head(&mut self, tag: u8, field: &Field) -> bool {
+        // A `FieldSet` from the tracing macros has at most 32 fields; a hand-built callsite
+        // with more than 65,535 would be dropped field by field rather than mis-named.
+        let Ok(index) = u16::try_from(field.index()) else {
+            return false;
+        };
+        self.buf.push(tag);
+        self.buf.extend_from_slice(&index.to_le_bytes());
+        true
+    }
+
+    #[inline]
+    fn string(&mut self, field: &Field, s: &str) {
+        if self.head(STR, field) {
+            self.buf.extend_from_slice(&len_u32(s.len()).to_le_bytes());
+            self.buf
+                .extend_from_slice(&s.as_bytes()[..len_u32(s.len()) as usize]);
+        }
+    }
+
+    /// Formats `value` straight into the buffer, then patches its length in.
+    #[inline]
+    fn formatted(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.head(STR, field) {
+            let len_at = self.buf.len();
+            self.buf.extend_from_slice(&[0; 4]);
+            // A `Debug` impl that fails leaves what it wrote so far, as tracing-subscriber's
+            // would have panicked instead; a panicking one unwinds out of the caller's event,
+            // and this buffer (never sent) is simply freed.
+            let _ = write!(VecWriter(self.buf), "{value:?}");
+            let len = self.buf.len() - len_at - 4;
+            if len > u32::MAX as usize {
+                self.buf.truncate(len_at + 4 + u32::MAX as usize);
+            }
+            let len = len_u32(len);
+            self.buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+        }
+    }
+}
+
+/// Lengths are stored in 4 bytes; a single value over 4 GiB is cut to fit.
+#[inline]
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+impl Visit for EventEncoder<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.head(F64, field) {
+            self.buf.extend_from_slice(&value.to_bits().to_le_bytes());
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if self.head(I64, field) {
+            self.buf.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if self.head(U64, field) {
+            self.buf.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if self.head(BOOL, field) {
+            self.buf.push(value as u8);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.string(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.formatted(field, value);
+    }
+}
+
+/// Appends the JSON members of the encoded fields (`"k":v,"k":v`) to `out` (writer side).
+///
+/// `fields` must come from an [`EventEncoder`] fed by an event of `meta`. Malformed input (which
+/// would be a bug) ends the decoding early instead of panicking.
+pub(crate) fn fields_to_json(
+    meta: &'static Metadata<'static>,
+    mut fields: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let names = meta.fields();
+    let mut first = true;
+    while let Some((&tag, rest)) = fields.split_first() {
+        let Some((index, rest)) = take_array::<2>(rest) else {
+            return;
+        };
+        let index = u16::from_le_bytes(index) as usize;
+        let name = names.iter().nth(index).map_or("", |f| f.name());
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        write_str(out, name);
+        out.push(b':');
+        fields = match tag {
+            I64 | U64 | F64 => {
+                let Some((raw, rest)) = take_array::<8>(rest) else {
+                    return;
+                };
+                match tag {
+                    I64 => write_int(out, i64::from_le_bytes(raw)),
+                    U64 => write_int(out, u64::from_le_bytes(raw)),
+                    _ => write_f64(out, f64::from_bits(u64::from_le_bytes(raw))),
+                }
+                rest
+            }
+            BOOL => {
+                let Some((raw, rest)) = take_array::<1>(rest) else {
+                    return;
+                };
+                out.extend_from_slice(if raw[0] != 0 { b"true" } else { b"false" });
+                rest
+            }
+            STR => {
+                let Some((len, rest)) = take_array::<4>(rest) else {
+                    return;
+                };
+                let len = u32::from_le_bytes(len) as usize;
+                let Some(bytes) = rest.get(..len) else { return };
+                write_str_bytes(out, bytes);
+                &rest[len..]
+            }
+            _ => return,
+        };
+    }
+}
+
+fn take_array<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
+    let head = bytes.get(..N)?;
+    Some((head.try_into().ok()?, &bytes[N..]))
+}
+
+/// One span's fields, kept in the span's extensions and rendered to JSON whenever they change,
+/// so that events only copy bytes.
+#[derive(Debug)]
+pub(crate) struct SpanFields {
+    /// Field name to rendered JSON value, sorted (a `Vec`: spans have few fields).
+    values: Vec<(&'static str, Vec<u8>)>,
+    /// `{"k":v,...,"name":"span name"}`.
+    json: Vec<u8>,
+}
+
+impl SpanFields {
+    pub(crate) fn new() -> Self {
+        SpanFields {
+            values: Vec::new(),
+            json: Vec::new(),
+        }
+    }
+
+    /// The span object as it appears in `"span"` and `"spans"`.
+    pub(crate) fn json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// Re-renders [`json`](Self::json) after fields were recorded.
+    pub(crate) fn render(&mut self, span_name: &str) {
+        self.json.clear();
+        self.json.push(b'{');
+        for (name, value) in &self.values {
+            write_str(&mut self.json, name);
+            self.json.push(b':');
+            self.json.extend_from_slice(value);
+            self.json.push(b',');
+        }
+        self.json.extend_from_slice(b"\"name\":");
+        write_str(&mut self.json, span_name);
+        self.json.push(b'}');
+    }
+
+    fn insert(&mut self, name: &'static str, value: Vec<u8>) {
+        match self.values.binary_search_by(|(k, _)| (*k).cmp(name)) {
+            Ok(i) => self.values[i].1 = value,
+            Err(i) => self.values.insert(i, (name, value)),
+        }
+    }
+}
+
+/// The span object for a span that has no [`SpanFields`] (it cannot happen through the registry;
+/// kept so a missing extension degrades to the name instead of a panic).
+pub(crate) fn span_json_without_fields(span_name: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"name\":");
+    write_str(out, span_name);
+    out.push(b'}');
+}
+
+/// Records span fields into [`SpanFields`], the way tracing-subscriber's `JsonVisitor` does.
+pub(crate) struct SpanVisitor<'a>(pub(crate) &'a mut SpanFields);
+
+impl Visit for SpanVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let mut v = Vec::new();
+        write_f64(&mut v, value);
+        self.0.insert(field.name(), v);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        let mut v = Vec::new();
+        write_int(&mut v, value);
+        self.0.insert(field.name(), v);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        let mut v = Vec::new();
+        write_int(&mut v, value);
+        self.0.insert(field.name(), v);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        let v = if value {
+            b"true".to_vec()
+        } else {
+            b"false".to_vec()
+        };
+        self.0.insert(field.name(), v);
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let mut v = Vec::new();
+        write_str(&mut v, value);
+        self.0.insert(field.name(), v);
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        let mut v = vec![b'['];
+        for (i, b) in value.iter().enumerate() {
+            if i > 0 {
+                v.push(b',');
+            }
+            write_int(&mut v, *b);
+        }
+        v.push(b']');
+        self.0.insert(field.name(), v);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        // tracing-log's metadata fields are shown by tracing-subscriber as the event's own
+        // target and location, never as span fields.
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let mut text = String::new();
+        let _ = write!(text, "{value:?}");
+        let mut v = Vec::with_capacity(text.len() + 2);
+        write_str(&mut v, &text);
+        self.0.insert(name, v);
+    }
+}
+
+/// `fmt::Write` into a byte buffer.
+pub(crate) struct VecWriter<'a>(pub(crate) &'a mut Vec<u8>);
+
+impl fmt::Write for VecWriter<'_> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Writes an integer in decimal.
+#[inline]
+pub(crate) fn write_int(out: &mut Vec<u8>, value: impl fmt::Display) {
+    let _ = write!(VecWriter(out), "{value}");
+}
+
+/// Writes a float as JSON: finite values in Rust's shortest round-trip form (always with a `.`
+/// or an exponent, so it parses back as a float), NaN and infinities as `null` like serde_json.
+#[inline]
+pub(crate) fn write_f64(out: &mut Vec<u8>, value: f64) {
+    if value.is_finite() {
+        let _ = write!(VecWriter(out), "{value:?}");
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// Writes `s` as a quoted JSON string.
+#[inline]
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    write_str_bytes(out, s.as_bytes());
+}
+
+/// Writes UTF-8 `bytes` as a quoted JSON string, escaping exactly what serde_json escapes:
+/// `"`, `\` and control characters below U+0020 (short forms where JSON has them).
+pub(crate) fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> String {
+        let mut out = Vec::new();
+        write_str(&mut out, text);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_like_json() {
+        assert_eq!(s("plain"), "\"plain\"");
+        assert_eq!(s("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(s("\n\r\t\u{8}\u{c}"), r#""\n\r\t\b\f""#);
+        assert_eq!(s("\u{0}\u{1f}\u{7f}"), "\"\\u0000\\u001f\u{7f}\"");
+        assert_eq!(s("é日\u{2028}"), "\"é日\u{2028}\"");
+    }
+
+    #[test]
+    fn floats_parse_back_as_floats() {
+        for (value, text) in [
+            (1.0, "1.0"),
+            (-0.0, "-0.0"),
+            (0.1, "0.1"),
+            (1e300, "1e300"),
+            (f64::NAN, "null"),
+            (f64::INFINITY, "null"),
+            (f64::NEG_INFINITY, "null"),
+        ] {
+            let mut out = Vec::new();
+            write_f64(&mut out, value);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The crate's error type.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything that can go wrong in a sink: refused configuration, file-system failures, and a
+/// sink that is no longer running.
+///
+/// I/O variants keep the path they were about and the [`io::Error`] as their
+/// [`source`](std::error::Error::source). `Error` is `Clone` (the `io::Error` is shared behind an
+/// [`Arc`]) so that the writer thread can keep the last error and hand copies to [`Stats`].
+///
+/// [`Stats`]: crate::Stats
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Error {
+    /// A builder value that [`Builder::build`](crate::Builder::build) refuses.
+    InvalidConfig {
+        /// The builder setting, e.g. `"file_name"`.
+        setting: &'static str,
+        /// The refused value, as the user gave it (`Debug`-formatted).
+        value: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// The log directory path exists but is not a directory.
+    NotADirectory {
+        /// The path that was given as the directory.
+        path: PathBuf,
+    },
+    /// The log directory could not be created.
+    CreateDirectory {
+        /// The directory that was to be created.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+    /// A log file could not be opened.
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+    /// Writing to, flushing or closing a log file failed.
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+    /// The background writer thread could not be started.
+    SpawnThread {
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+    /// The sink has already been shut down.
+    Closed,
+    /// The writer thread ended without answering (it panicked: a bug in logsink).
+    WriterGone,
+}
+
+impl Error {
+    pub(crate) fn invalid(
+        setting: &'static str,
+        value: impl fmt::Debug,
+        reason: &'static str,
+    ) -> Self {
+        Error::InvalidConfig {
+            setting,
+            value: format!("{value:?}"),
+            reason,
+        }
+    }
+
+    /// The underlying I/O error, for the variants that have one.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::CreateDirectory { source, .. }
+            | Error::Open { source, .. }
+            | Error::Write { source, .. }
+            | Error::SpawnThread { source } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidConfig {
+                setting,
+                value,
+                reason,
+            } => write!(f, "invalid {setting} {value}: {reason}"),
+            Error::NotADirectory { path } => {
+                write!(
+                    f,
+                    "log directory {} exists and is not a directory",
+                    path.display()
+                )
+            }
+            Error::CreateDirectory { path, source } => {
+                write!(
+                    f,
+                    "cannot create log directory {}: {source}",
+                    path.display()
+                )
+            }
+            Error::Open { path, source } => {
+                write!(f, "cannot open log file {}: {source}", path.display())
+            }
+            Error::Write { path, source } => {
+                write!(f, "cannot write log file {}: {source}", path.display())
+            }
+            Error::SpawnThread { source } => {
+                write!(f, "cannot start the logsink writer thread: {source}")
+            }
+            Error::Closed => f.write_str("the log sink has already been shut down"),
+            Error::WriterGone => f.write_str("the logsink writer thread ended unexpectedly"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.io_error().map(|e| e as _)
+    }
+}

@@ -1,0 +1,152 @@
+//! Turning a [`Record`] into one JSON line (writer side).
+//!
+//! Key order follows `tracing_subscriber::fmt::layer().json()`: `timestamp`, `level`, `fields`,
+//! `target`, then `span` and `spans` when the event is inside one.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+use tracing::Level;
+
+use crate::encode::{fields_to_json, write_str};
+use crate::record::Record;
+
+/// Formats records into JSON lines, caching the date-time text of the current second.
+#[derive(Debug, Default)]
+pub(crate) struct LineFormatter {
+    /// The whole second `prefix` was made for, if any.
+    cached_second: Option<i64>,
+    /// `"YYYY-MM-DDTHH:MM:SS.` for `cached_second`.
+    prefix: Vec<u8>,
+}
+
+impl LineFormatter {
+    /// Appends `record` as one `\n`-terminated JSON line to `out`.
+    pub(crate) fn format(&mut self, record: &Record, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        self.timestamp(record.time, out);
+        out.extend_from_slice(b"\",\"level\":\"");
+        out.extend_from_slice(level_str(record.meta.level()).as_bytes());
+        out.extend_from_slice(b"\",\"fields\":{");
+        fields_to_json(record.meta, &record.buf[..record.fields_len], out);
+        out.extend_from_slice(b"},\"target\":");
+        write_str(out, record.meta.target());
+        out.extend_from_slice(&record.buf[record.fields_len..]);
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// Appends an RFC 3339 UTC timestamp with microseconds, e.g. `2026-11-24T14:26:18.169272Z`.
+    pub(crate) fn timestamp(&mut self, time: SystemTime, out: &mut Vec<u8>) {
+        let (second, micros) = match time.duration_since(UNIX_EPOCH) {
+            Ok(d) => (d.as_secs() as i64, d.subsec_micros()),
+            Err(e) => {
+                // Before 1970: floor to the whole second below, count microseconds up from it.
+                let d = e.duration();
+                let micros_before = d.subsec_micros();
+                if micros_before == 0 {
+                    (-(d.as_secs() as i64), 0)
+                } else {
+                    (-(d.as_secs() as i64) - 1, 1_000_000 - micros_before)
+                }
+            }
+        };
+        if self.cached_second != Some(second) {
+            self.prefix.clear();
+            match OffsetDateTime::from_unix_timestamp(second) {
+                Ok(dt) => {
+                    let year = dt.year();
+                    if (0..=9999).contains(&year) {
+                        push_digits(&mut self.prefix, year as u32, 4);
+                    } else {
+                        // RFC 3339 has no room for these; write them legibly anyway.
+                        self.prefix.extend_from_slice(year.to_string().as_bytes());
+                    }
+                    self.prefix.push(b'-');
+                    push_digits(&mut self.prefix, dt.month() as u32, 2);
+                    self.prefix.push(b'-');
+                    push_digits(&mut self.prefix, dt.day() as u32, 2);
+                    self.prefix.push(b'T');
+                    push_digits(&mut self.prefix, dt.hour() as u32, 2);
+                    self.prefix.push(b':');
+                    push_digits(&mut self.prefix, dt.minute() as u32, 2);
+                    self.prefix.push(b':');
+                    push_digits(&mut self.prefix, dt.second() as u32, 2);
+                    self.prefix.push(b'.');
+                }
+                Err(_) => self.prefix.extend_from_slice(b"0000-01-01T00:00:00."),
+            }
+            self.cached_second = Some(second);
+        }
+        out.extend_from_slice(&self.prefix);
+        push_digits(out, micros, 6);
+        out.push(b'Z');
+    }
+}
+
+fn level_str(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARN",
+        _ => "ERROR",
+    }
+}
+
+/// Appends `value` zero-padded to `width` digits.
+fn push_digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for i in (0..width).rev() {
+        out[start + i] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ts(time: SystemTime) -> String {
+        let mut out = Vec::new();
+        LineFormatter::default().timestamp(time, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_micros() {
+        let t = UNIX_EPOCH + Duration::new(1_795_962_378, 169_272_999);
+        assert_eq!(ts(t), "2026-11-29T14:26:18.169272Z");
+        assert_eq!(ts(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            ts(UNIX_EPOCH - Duration::from_micros(1)),
+            "1969-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            ts(UNIX_EPOCH - Duration::from_secs(1)),
+            "1969-12-31T23:59:59.000000Z"
+        );
+    }
+
+    #[test]
+    fn the_cache_follows_the_second() {
+        let mut f = LineFormatter::default();
+        let base = UNIX_EPOCH + Duration::from_secs(1_795_962_378);
+        let mut out = Vec::new();
+        for (i, step) in [0u64, 999_999, 1_000_000, 61_000_000]
+            .into_iter()
+            .enumerate()
+        {
+            out.clear();
+            f.timestamp(base + Duration::from_micros(step), &mut out);
+            let want = [
+                "2026-11-29T14:26:18.000000Z",
+                "2026-11-29T14:26:18.999999Z",
+                "2026-11-29T14:26:19.000000Z",
+                "2026-11-29T14:27:19.000000Z",
+            ][i];
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), want);
+        }
+    }
+}

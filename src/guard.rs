@@ -1,0 +1,160 @@
+//! [`SinkGuard`]: flush, statistics, and the shutdown handshake.
+//!
+//! Markers go through the same FIFO channel as events, so "everything sent before" is exact.
+//! Shutdown first sets the shared `closed` flag (events that start after it are counted as
+//! dropped by the layer), then sends the marker; the writer writes everything before the
+//! marker, closes the file, and answers. Blocking waits use a crossbeam channel; async waits a
+//! tokio oneshot, which needs no runtime to be answered, so a sink never depends on a runtime
+//! being alive.
+
+use std::sync::atomic::Ordering::Release;
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::record::{Msg, Reply};
+use crate::stats::Shared;
+use crate::{Error, Stats};
+
+/// Owns the sink's life: flushes on request, and on [`shutdown`](SinkGuard::shutdown),
+/// [`shutdown_blocking`](SinkGuard::shutdown_blocking) or `Drop` writes every accepted event,
+/// closes the file and stops accepting events.
+///
+/// Keep it alive as long as the program logs: bind it to a named variable (`let _guard = ...`
+/// or `let guard = ...`). **`let _ = ...` drops it at once**, which shuts the sink down before
+/// the first event.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), logsink::Error> {
+/// use tracing_subscriber::prelude::*;
+///
+/// let (layer, guard) = logsink::LogSink::builder().build()?;
+/// tracing_subscriber::registry().with(layer).init();
+/// tracing::info!("serving");
+/// guard.flush().await?; // on disk (in the OS) now, the sink keeps running
+/// let stats = guard.shutdown().await?; // drained, flushed and closed
+/// println!("{} events written", stats.events_written);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+#[must_use = "dropping the guard shuts the sink down at once; keep it in a named variable, not `let _ = ...`"]
+pub struct SinkGuard {
+    tx: Sender<Msg>,
+    shared: Arc<Shared>,
+    /// Set once a shutdown was completed, so `Drop` does nothing more.
+    done: bool,
+}
+
+impl SinkGuard {
+    pub(crate) fn new(tx: Sender<Msg>, shared: Arc<Shared>) -> Self {
+        SinkGuard {
+            tx,
+            shared,
+            done: false,
+        }
+    }
+
+    /// A snapshot of the counters, at any time.
+    pub fn stats(&self) -> Stats {
+        self.shared.snapshot()
+    }
+
+    /// Hands every event accepted so far to the OS, without blocking the async runtime.
+    ///
+    /// # Errors
+    /// The write error that keeps events in memory (they stay queued and are retried), or
+    /// [`Error::WriterGone`].
+    pub async fn flush(&self) -> Result<(), Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send_without_blocking(Msg::Flush(Reply::Async(tx)))?;
+        rx.await.map_err(|_| Error::WriterGone)?
+    }
+
+    /// [`flush`](SinkGuard::flush) for code without an async runtime: blocks until done.
+    ///
+    /// # Errors
+    /// As [`flush`](SinkGuard::flush).
+    pub fn flush_blocking(&self) -> Result<(), Error> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx
+            .send(Msg::Flush(Reply::Blocking(tx)))
+            .map_err(|_| Error::WriterGone)?;
+        rx.recv().map_err(|_| Error::WriterGone)?
+    }
+
+    /// Stops accepting events, writes every event accepted before, flushes and closes the
+    /// file, and returns the final statistics. The runtime's worker thread is not blocked
+    /// while the writer drains.
+    ///
+    /// Events emitted after this is called are counted as dropped and never block.
+    ///
+    /// # Errors
+    /// The last write error if some accepted events could not be written (they are counted in
+    /// [`Stats::events_dropped`]), or [`Error::WriterGone`].
+    pub async fn shutdown(mut self) -> Result<Stats, Error> {
+        self.shared.closed.store(true, Release);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send_without_blocking(Msg::Shutdown(Reply::Async(tx)))?;
+        // If this future is dropped from here on, `Drop` sends a second marker and waits for
+        // the first one's work; the writer answers it at once.
+        let result = rx.await.map_err(|_| Error::WriterGone)?;
+        self.done = true;
+        result
+    }
+
+    /// [`shutdown`](SinkGuard::shutdown) for code without an async runtime: blocks until done.
+    ///
+    /// # Errors
+    /// As [`shutdown`](SinkGuard::shutdown).
+    pub fn shutdown_blocking(mut self) -> Result<Stats, Error> {
+        self.done = true;
+        self.shutdown_now()
+    }
+
+    fn shutdown_now(&mut self) -> Result<Stats, Error> {
+        // Release pairs with the layer's Acquire load; the marker's send below orders everything
+        // this thread logged before it.
+        self.shared.closed.store(true, Release);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.tx
+            .send(Msg::Shutdown(Reply::Blocking(tx)))
+            .map_err(|_| Error::WriterGone)?;
+        rx.recv().map_err(|_| Error::WriterGone)?
+    }
+
+    /// Sends a marker without blocking the current thread: when the queue is full, a helper
+    /// thread waits for room instead (rare: only under a burst that fills the whole queue).
+    fn send_without_blocking(&self, msg: Msg) -> Result<(), Error> {
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Disconnected(_)) => Err(Error::WriterGone),
+            Err(TrySendError::Full(msg)) => {
+                let tx = self.tx.clone();
+                std::thread::Builder::new()
+                    .name("logsink-marker".to_owned())
+                    .spawn(move || {
+                        // If the writer is gone the marker is dropped with its reply sender,
+                        // and the waiter sees `WriterGone`.
+                        let _ = tx.send(msg);
+                    })
+                    .map(drop)
+                    .map_err(|source| Error::SpawnThread {
+                        source: Arc::new(source),
+                    })
+            }
+        }
+    }
+}
+
+impl Drop for SinkGuard {
+    /// Shuts the sink down (blocking) unless that was already done. `Drop` cannot return an
+    /// error, so a failed shutdown (events that could not be written) is reported on stderr.
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            if let Err(error) = self.shutdown_now() {
+                eprintln!("logsink: shutdown on drop: {error}");
+            }
+        }
+    }
+}

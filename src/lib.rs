@@ -1,0 +1,88 @@
+//! An asynchronous, structured logging sink for [`tracing`].
+//!
+//! `logsink` is a [`tracing_subscriber::Layer`] that writes one JSON object per line to a file,
+//! from a background thread:
+//!
+//! - **The caller pays little.** The layer copies the event's values into a recycled buffer and
+//!   pushes it through a bounded, lock-free channel (`crossbeam-channel`); formatting, JSON
+//!   escaping and all file I/O happen on the writer thread.
+//! - **Nothing is lost silently.** By default a full queue makes the caller wait
+//!   ([`Overflow::Block`]); [`Overflow::DropNewest`] never waits and counts every drop. The
+//!   [`SinkGuard`] drains, flushes and closes the file on `Drop`, on
+//!   [`shutdown_blocking`](SinkGuard::shutdown_blocking), or asynchronously on
+//!   [`shutdown().await`](SinkGuard::shutdown).
+//! - **Tools read it as it is.** Each line is the same JSON value that
+//!   `tracing_subscriber::fmt::layer().json()` writes for the event (keys `timestamp`, `level`,
+//!   `fields`, `target`, `span`, `spans`), with an RFC 3339 UTC timestamp in microseconds.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use tracing_subscriber::prelude::*;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path().join("logs");
+//! let (layer, guard) = logsink::LogSink::builder()
+//!     .directory(&dir)                 // created if missing
+//!     .file_name("app")                // writes <dir>/app.log
+//!     .flush_interval(Duration::from_millis(200))
+//!     .build()?;
+//! let subscriber = tracing_subscriber::registry().with(layer);
+//!
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let span = tracing::info_span!("request", id = 7);
+//!     let _entered = span.enter();
+//!     tracing::info!(status = 200, "done");
+//! });
+//!
+//! let stats = guard.shutdown_blocking()?; // every event is in the file now
+//! assert_eq!(stats.events_written, 1);
+//! let text = std::fs::read_to_string(dir.join("app.log"))?;
+//! assert!(text.contains(r#""fields":{"status":200,"message":"done"}"#));
+//! assert!(text.contains(r#""span":{"id":7,"name":"request"}"#));
+//! # Ok(()) }
+//! ```
+//!
+//! A program usually installs the layer globally with
+//! `tracing_subscriber::registry().with(layer).init()` and keeps the guard in `main` until it
+//! returns.
+//!
+//! # Guarantees
+//!
+//! - Every event accepted by the layer is in the file once the guard's shutdown returns `Ok`
+//!   (or `Drop` finishes); the file is then synced and closed.
+//! - Every event emitted is either written or counted in [`Stats::events_dropped`]: refused by
+//!   a full queue under `DropNewest`, emitted after shutdown began, or unwritable at shutdown
+//!   (then shutdown returns the error).
+//! - An accepted event reaches the operating system within the
+//!   [`flush_interval`](Builder::flush_interval), or at once with [`SinkGuard::flush`]. A
+//!   process killed with `SIGKILL` loses at most that interval's events; one that calls
+//!   `std::process::exit` or aborts never runs `Drop`, so call `flush` (or shut down) first.
+//! - A failed write never reaches the host program: it is counted, kept as
+//!   [`Stats::last_error`], and retried with backoff.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+
+mod builder;
+mod clock;
+mod encode;
+mod error;
+mod format;
+mod guard;
+mod layer;
+mod record;
+mod stats;
+mod writer;
+
+pub use builder::{Builder, LogSink, Overflow, MAX_QUEUE_CAPACITY};
+pub use error::Error;
+pub use guard::SinkGuard;
+pub use layer::SinkLayer;
+pub use stats::Stats;
