@@ -129,60 +129,104 @@ impl Visit for EventEncoder<'_> {
     }
 }
 
-/// Appends the JSON members of the encoded fields (`"k":v,"k":v`) to `out` (writer side).
-///
-/// `fields` must come from an [`EventEncoder`] fed by an event of `meta`. Malformed input (which
-/// would be a bug) ends the decoding early instead of panicking.
-pub(crate) fn fields_to_json(
+/// One decoded field value.
+enum Value<'a> {
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+    /// UTF-8 text, not yet escaped.
+    Str(&'a [u8]),
+}
+
+/// Iterates over the fields an [`EventEncoder`] wrote, with their names. Malformed input (which
+/// would be a bug) ends the iteration instead of panicking.
+struct Fields<'a> {
     meta: &'static Metadata<'static>,
-    mut fields: &[u8],
-    out: &mut Vec<u8>,
-) {
-    let names = meta.fields();
-    let mut first = true;
-    while let Some((&tag, rest)) = fields.split_first() {
-        let Some((index, rest)) = take_array::<2>(rest) else {
-            return;
-        };
+    bytes: &'a [u8],
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = (&'static str, Value<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&tag, rest) = self.bytes.split_first()?;
+        let (index, rest) = take_array::<2>(rest)?;
         let index = u16::from_le_bytes(index) as usize;
-        let name = names.iter().nth(index).map_or("", |f| f.name());
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        write_str(out, name);
-        out.push(b':');
-        fields = match tag {
+        let name = self
+            .meta
+            .fields()
+            .iter()
+            .nth(index)
+            .map_or("", |f| f.name());
+        let (value, rest) = match tag {
             I64 | U64 | F64 => {
-                let Some((raw, rest)) = take_array::<8>(rest) else {
-                    return;
+                let (raw, rest) = take_array::<8>(rest)?;
+                let value = match tag {
+                    I64 => Value::I64(i64::from_le_bytes(raw)),
+                    U64 => Value::U64(u64::from_le_bytes(raw)),
+                    _ => Value::F64(f64::from_bits(u64::from_le_bytes(raw))),
                 };
-                match tag {
-                    I64 => write_int(out, i64::from_le_bytes(raw)),
-                    U64 => write_int(out, u64::from_le_bytes(raw)),
-                    _ => write_f64(out, f64::from_bits(u64::from_le_bytes(raw))),
-                }
-                rest
+                (value, rest)
             }
             BOOL => {
-                let Some((raw, rest)) = take_array::<1>(rest) else {
-                    return;
-                };
-                out.extend_from_slice(if raw[0] != 0 { b"true" } else { b"false" });
-                rest
+                let (raw, rest) = take_array::<1>(rest)?;
+                (Value::Bool(raw[0] != 0), rest)
             }
             STR => {
-                let Some((len, rest)) = take_array::<4>(rest) else {
-                    return;
-                };
+                let (len, rest) = take_array::<4>(rest)?;
                 let len = u32::from_le_bytes(len) as usize;
-                let Some(bytes) = rest.get(..len) else { return };
-                write_str_bytes(out, bytes);
-                &rest[len..]
+                (Value::Str(rest.get(..len)?), &rest[len..])
             }
-            _ => return,
+            _ => return None,
         };
+        self.bytes = rest;
+        Some((name, value))
     }
+}
+
+/// Appends the JSON members of the encoded fields (`"k":v,"k":v`) to `out` (writer side).
+/// `fields` must come from an [`EventEncoder`] fed by an event of `meta`.
+pub(crate) fn fields_to_json(meta: &'static Metadata<'static>, fields: &[u8], out: &mut Vec<u8>) {
+    for (i, (name, value)) in (Fields {
+        meta,
+        bytes: fields,
+    })
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, name);
+        out.push(b':');
+        match value {
+            Value::I64(v) => write_int(out, v),
+            Value::U64(v) => write_int(out, v),
+            Value::F64(v) => write_f64(out, v),
+            Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
+            Value::Str(bytes) => write_str_bytes(out, bytes),
+        }
+    }
+}
+
+/// The target of a record that came from the `log` crate through `tracing-log`: such events
+/// share tracing-log's callsites (target `log`) and carry the record's own target in the
+/// `log.target` field, which tracing-subscriber shows as the event's target.
+pub(crate) fn log_target<'a>(
+    meta: &'static Metadata<'static>,
+    fields: &'a [u8],
+) -> Option<&'a [u8]> {
+    if meta.target() != "log" {
+        return None;
+    }
+    (Fields {
+        meta,
+        bytes: fields,
+    })
+    .find_map(|(name, value)| match value {
+        Value::Str(target) if name == "log.target" => Some(target),
+        _ => None,
+    })
 }
 
 fn take_array<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {

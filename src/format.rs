@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use time::OffsetDateTime;
 use tracing::Level;
 
-use crate::encode::{fields_to_json, write_str};
+use crate::encode::{fields_to_json, log_target, write_str, write_str_bytes};
 use crate::record::Record;
 
 /// Formats records into JSON lines, caching the date-time text of the current second.
@@ -28,9 +28,13 @@ impl LineFormatter {
         out.extend_from_slice(b"\",\"level\":\"");
         out.extend_from_slice(level_str(record.meta.level()).as_bytes());
         out.extend_from_slice(b"\",\"fields\":{");
-        fields_to_json(record.meta, &record.buf[..record.fields_len], out);
+        let fields = &record.buf[..record.fields_len];
+        fields_to_json(record.meta, fields, out);
         out.extend_from_slice(b"},\"target\":");
-        write_str(out, record.meta.target());
+        match log_target(record.meta, fields) {
+            Some(target) => write_str_bytes(out, target),
+            None => write_str(out, record.meta.target()),
+        }
         out.extend_from_slice(&record.buf[record.fields_len..]);
         out.extend_from_slice(b"}\n");
     }

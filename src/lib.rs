@@ -40,7 +40,7 @@
 //! let stats = guard.shutdown_blocking()?; // every event is in the file now
 //! assert_eq!(stats.events_written, 1);
 //! let text = std::fs::read_to_string(dir.join("app.log"))?;
-//! assert!(text.contains(r#""fields":{"status":200,"message":"done"}"#));
+//! assert!(text.contains(r#""fields":{"message":"done","status":200}"#));
 //! assert!(text.contains(r#""span":{"id":7,"name":"request"}"#));
 //! # Ok(()) }
 //! ```
@@ -72,17 +72,24 @@
 
 mod builder;
 mod clock;
+mod compress;
 mod encode;
 mod error;
 mod format;
 mod guard;
+mod janitor;
 mod layer;
 mod record;
+mod retention;
+mod rotation;
 mod stats;
 mod writer;
 
 pub use builder::{Builder, LogSink, Overflow, MAX_QUEUE_CAPACITY};
+pub use compress::Compression;
 pub use error::Error;
 pub use guard::SinkGuard;
 pub use layer::SinkLayer;
+pub use rotation::Period;
 pub use stats::Stats;
+pub use time::UtcOffset;

@@ -1,0 +1,200 @@
+//! Helpers shared by the integration tests: reading a sink's file back, parsing its lines, and
+//! checking the timestamp format. Each test binary uses a different subset.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The file name every test gives the sink (`<dir>/app.log`).
+pub const FILE_NAME: &str = "app";
+
+/// A deadline used only to turn a hang into a test failure (never for timing logic).
+pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// The active log file of a sink built with [`FILE_NAME`] in `dir`.
+pub fn log_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{FILE_NAME}.log"))
+}
+
+/// Reads the whole file and checks it is valid UTF-8.
+pub fn read_text(path: &Path) -> String {
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    String::from_utf8(bytes)
+        .unwrap_or_else(|e| panic!("{} is not valid UTF-8: {e}", path.display()))
+}
+
+/// Splits the file into lines, checking that the file is empty or ends with `'\n'`, and that no
+/// line is blank. Returns the lines without their terminators.
+pub fn read_lines(path: &Path) -> Vec<String> {
+    let text = read_text(path);
+    if text.is_empty() {
+        return Vec::new();
+    }
+    assert!(
+        text.ends_with('\n'),
+        "{} does not end with a newline; last 200 bytes: {:?}",
+        path.display(),
+        tail(&text, 200)
+    );
+    let lines: Vec<String> = text[..text.len() - 1]
+        .split('\n')
+        .map(str::to_owned)
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            !line.is_empty(),
+            "{}: line {} is blank",
+            path.display(),
+            i + 1
+        );
+        assert!(
+            !line.ends_with('\r'),
+            "{}: line {} ends with a carriage return",
+            path.display(),
+            i + 1
+        );
+    }
+    lines
+}
+
+/// Parses one line as a JSON object, with a message that shows the line on failure.
+pub fn parse_line(line: &str, what: &str) -> Value {
+    let value: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{what}: not valid JSON ({e}): {}", shorten(line)));
+    assert!(
+        value.is_object(),
+        "{what}: not a JSON object: {}",
+        shorten(line)
+    );
+    value
+}
+
+/// Reads the file and parses every line as a JSON object.
+pub fn read_json_lines(path: &Path) -> Vec<Value> {
+    read_lines(path)
+        .iter()
+        .enumerate()
+        .map(|(i, line)| parse_line(line, &format!("{} line {}", path.display(), i + 1)))
+        .collect()
+}
+
+/// `line["fields"][name]` as a u64, panicking with the line on failure.
+pub fn field_u64(line: &Value, name: &str) -> u64 {
+    line.get("fields")
+        .and_then(|f| f.get(name))
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("line has no u64 field {name:?}: {line}"))
+}
+
+/// Checks that `ts` is RFC 3339 UTC with exactly six fractional digits and a trailing `Z`
+/// (`2026-11-24T14:26:18.169272Z`), and returns it as microseconds since the Unix epoch.
+pub fn check_timestamp(ts: &str) -> Result<i64, String> {
+    let b = ts.as_bytes();
+    if b.len() != 27 {
+        return Err(format!("timestamp {ts:?} is not 27 bytes long"));
+    }
+    for (i, &c) in b.iter().enumerate() {
+        let ok = match i {
+            4 | 7 => c == b'-',
+            10 => c == b'T',
+            13 | 16 => c == b':',
+            19 => c == b'.',
+            26 => c == b'Z',
+            _ => c.is_ascii_digit(),
+        };
+        if !ok {
+            return Err(format!(
+                "timestamp {ts:?}: unexpected byte {:?} at offset {i}",
+                c as char
+            ));
+        }
+    }
+    let num = |from: usize, to: usize| -> i64 { ts[from..to].parse::<i64>().unwrap() };
+    let (year, month, day) = (num(0, 4), num(5, 7), num(8, 10));
+    let (hour, minute, second, micros) = (num(11, 13), num(14, 16), num(17, 19), num(20, 26));
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let days_in_month = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(format!("timestamp {ts:?}: month {month} out of range")),
+    };
+    if !(1..=days_in_month).contains(&day) {
+        return Err(format!("timestamp {ts:?}: day {day} out of range"));
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return Err(format!("timestamp {ts:?}: time of day out of range"));
+    }
+    let days = days_from_civil(year, month, day);
+    Ok(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// Runs `f` on another thread and fails the test (instead of hanging it) if `f` has not
+/// returned within [`HANG_GUARD`]. Panics in `f` are propagated.
+pub fn run_or_fail_on_hang<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let out = f();
+        let _ = tx.send(());
+        out
+    });
+    match rx.recv_timeout(HANG_GUARD) {
+        Ok(()) => handle.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
+            Ok(_) => unreachable!("sender dropped without sending"),
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not return within {HANG_GUARD:?}: it blocks or deadlocks")
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let mut start = s.len().saturating_sub(n);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// A line cut to a readable length for failure messages.
+pub fn shorten(line: &str) -> String {
+    const MAX: usize = 2_000;
+    if line.len() <= MAX {
+        return line.to_owned();
+    }
+    let mut end = MAX;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &line[..end], line.len())
+}

@@ -1,0 +1,834 @@
+//! The sink's lines must be the same JSON values as `tracing_subscriber::fmt::layer().json()`
+//! (with its defaults) writes for the same events, except for `"timestamp"`.
+//!
+//! Every test installs both layers on one registry, emits events, shuts the sink down, and
+//! compares the two outputs line by line as parsed `serde_json::Value`s.
+
+mod common;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tracing::field::Empty;
+use tracing::{debug, error, info, info_span, trace, warn, Dispatch};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+
+/// The reference layer's output: an in-memory buffer shared with the test.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for SharedBuf {
+    type Writer = SharedBuf;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// How the layers are installed for a comparison.
+#[derive(Clone, Copy)]
+enum Setup {
+    /// `registry().with(sink).with(reference)`.
+    Plain,
+    /// Both layers get the same per-layer level filter.
+    Filtered(LevelFilter),
+    /// Two of our sinks and the reference on one registry; both files must match.
+    TwoSinks,
+}
+
+fn build_sink(dir: &Path) -> (logsink::SinkLayer, logsink::SinkGuard) {
+    logsink::LogSink::builder()
+        .directory(dir.to_path_buf())
+        .file_name(common::FILE_NAME)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .expect("building the sink")
+}
+
+/// Runs `emit` with a registry that has both our layer and the reference JSON layer, shuts the
+/// sink down, and checks that both wrote `expected` lines and that each pair of lines is the same
+/// JSON value once `"timestamp"` is removed.
+fn assert_matches_oracle(expected: usize, emit: impl FnOnce()) {
+    assert_matches_oracle_with(Setup::Plain, expected, emit);
+}
+
+fn assert_matches_oracle_with(setup: Setup, expected: usize, emit: impl FnOnce()) {
+    let run = run_both(setup, emit);
+    for (dir, stats) in &run.sinks {
+        compare_with_oracle(
+            &common::log_path(dir.path()),
+            &run.oracle_text,
+            expected,
+            stats,
+        );
+    }
+}
+
+/// What [`run_both`] leaves: each sink's directory and final stats, and the reference output.
+struct Run {
+    sinks: Vec<(tempfile::TempDir, logsink::Stats)>,
+    oracle_text: String,
+}
+
+/// Runs `emit` with our sink(s) and the reference layer installed as `setup` says, then shuts
+/// the sink(s) down.
+fn run_both(setup: Setup, emit: impl FnOnce()) -> Run {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let (layer, guard) = build_sink(dirs[0].path());
+    let oracle_buf = SharedBuf::default();
+    // The reference layer's type depends on the subscriber under it: built in each arm.
+    macro_rules! oracle {
+        () => {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(oracle_buf.clone())
+        };
+    }
+    let mut guards = vec![guard];
+    let dispatch = match setup {
+        Setup::Plain => Dispatch::new(tracing_subscriber::registry().with(layer).with(oracle!())),
+        Setup::Filtered(filter) => Dispatch::new(
+            tracing_subscriber::registry()
+                .with(layer.with_filter(filter))
+                .with(oracle!().with_filter(filter)),
+        ),
+        Setup::TwoSinks => {
+            let (second, second_guard) = build_sink(dirs[1].path());
+            guards.push(second_guard);
+            Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(layer)
+                    .with(oracle!())
+                    .with(second),
+            )
+        }
+    };
+
+    tracing::dispatcher::with_default(&dispatch, emit);
+    drop(dispatch);
+
+    let oracle_text = String::from_utf8(oracle_buf.0.lock().unwrap().clone()).unwrap();
+    let sinks = guards
+        .into_iter()
+        .zip(dirs)
+        .map(|(guard, dir)| {
+            let stats = guard.shutdown_blocking().expect("shutting the sink down");
+            (dir, stats)
+        })
+        .collect();
+    Run { sinks, oracle_text }
+}
+
+fn compare_with_oracle(path: &Path, oracle_text: &str, expected: usize, stats: &logsink::Stats) {
+    let raw = std::fs::read(path).expect("reading our log file");
+    let ours_text = String::from_utf8(raw).expect("our log file is not valid UTF-8");
+    assert!(
+        ours_text.is_empty() || ours_text.ends_with('\n'),
+        "our file does not end with '\\n'"
+    );
+    let ours: Vec<&str> = ours_text.split_terminator('\n').collect();
+    let theirs: Vec<&str> = oracle_text.split_terminator('\n').collect();
+
+    assert_eq!(
+        theirs.len(),
+        expected,
+        "the reference layer wrote an unexpected number of lines (test bug?)"
+    );
+    assert_eq!(
+        ours.len(),
+        theirs.len(),
+        "our file has {} lines, the reference layer wrote {}\n--- ours:\n{}\n--- reference:\n{}",
+        ours.len(),
+        theirs.len(),
+        common::shorten(&ours_text),
+        common::shorten(oracle_text)
+    );
+    assert_eq!(
+        stats.events_written, expected as u64,
+        "stats.events_written"
+    );
+    assert_eq!(stats.events_dropped, 0, "stats.events_dropped");
+    assert_eq!(stats.write_errors, 0, "stats.write_errors");
+    assert_eq!(
+        stats.bytes_written,
+        ours_text.len() as u64,
+        "stats.bytes_written differs from the size of the file the sink created"
+    );
+
+    let now = common::now_micros();
+    for (i, (our_line, their_line)) in ours.iter().zip(&theirs).enumerate() {
+        let n = i + 1;
+        let mut our_value = common::parse_line(our_line, &format!("our line {n}"));
+        let mut their_value: Value = serde_json::from_str(their_line).unwrap();
+
+        let our_ts = our_value
+            .as_object_mut()
+            .unwrap()
+            .remove("timestamp")
+            .unwrap_or_else(|| panic!("our line {n} has no \"timestamp\": {our_line}"));
+        let our_ts = our_ts
+            .as_str()
+            .unwrap_or_else(|| panic!("our line {n}: \"timestamp\" is not a string: {our_ts}"));
+        let our_micros = common::check_timestamp(our_ts)
+            .unwrap_or_else(|e| panic!("our line {n}: {e}\n  line: {}", common::shorten(our_line)));
+        assert!(
+            (our_micros - now).abs() < 600_000_000,
+            "our line {n}: timestamp {our_ts} is nowhere near the current time"
+        );
+        if let Some(Value::String(their_ts)) =
+            their_value.as_object_mut().unwrap().remove("timestamp")
+        {
+            if let Ok(their_micros) = common::check_timestamp(&their_ts) {
+                assert!(
+                    (our_micros - their_micros).abs() < 60_000_000,
+                    "our line {n}: timestamp {our_ts} is far from the reference's {their_ts}"
+                );
+            }
+        }
+
+        assert_eq!(
+            our_value,
+            their_value,
+            "line {n} differs (timestamps removed)\n  ours:      {}\n  reference: {}",
+            common::shorten(our_line),
+            common::shorten(their_line)
+        );
+    }
+}
+
+#[test]
+fn integers_of_every_width() {
+    assert_matches_oracle(9, || {
+        info!(
+            i8_min = i8::MIN,
+            i8_max = i8::MAX,
+            i16_min = i16::MIN,
+            i16_max = i16::MAX,
+            i32_min = i32::MIN,
+            i32_max = i32::MAX,
+            i64_min = i64::MIN,
+            i64_max = i64::MAX,
+            isize_min = isize::MIN,
+            isize_max = isize::MAX,
+        );
+        info!(
+            u8_max = u8::MAX,
+            u16_max = u16::MAX,
+            u32_max = u32::MAX,
+            u64_max = u64::MAX,
+            usize_max = usize::MAX,
+            u8_zero = 0u8,
+            u64_zero = 0u64,
+            i64_zero = 0i64,
+            i32_minus_one = -1i32,
+        );
+        info!(
+            i128_min = i128::MIN,
+            i128_max = i128::MAX,
+            i128_zero = 0i128,
+            i128_small = -5i128,
+        );
+        info!(u128_max = u128::MAX, u128_zero = 0u128, u128_small = 7u128);
+        info!(wrapping = std::num::Wrapping(250u8), plain = 42);
+        info!(some = Some(3u16), none = None::<u16>, after = 1);
+        info!(only_none = None::<i64>);
+        info!(u64_above_i64 = i64::MAX as u64 + 1);
+        info!(answer = 42, "integers and a message: {}", 42);
+    });
+}
+
+#[test]
+fn floats() {
+    assert_matches_oracle(6, || {
+        info!(
+            normal = 1.5f64,
+            tenth = 0.1f64,
+            huge = 1e300f64,
+            negative = -2.75f64,
+            neg_zero = -0.0f64,
+            zero = 0.0f64,
+            integral = 3.0f64,
+            f64_max = f64::MAX,
+            f64_min = f64::MIN,
+        );
+        info!(
+            nan = f64::NAN,
+            inf = f64::INFINITY,
+            neg_inf = f64::NEG_INFINITY,
+            f32_nan = f32::NAN,
+            f32_inf = f32::INFINITY,
+        );
+        info!(
+            min_positive = f64::MIN_POSITIVE,
+            subnormal = 5e-324f64,
+            tiny = 1e-300f64,
+            epsilon = f64::EPSILON,
+            pi = std::f64::consts::PI,
+        );
+        info!(
+            f32_normal = 1.5f32,
+            f32_tenth = 0.1f32,
+            f32_max = f32::MAX,
+            f32_min_positive = f32::MIN_POSITIVE,
+            f32_neg_zero = -0.0f32,
+            f32_third = 1.0f32 / 3.0,
+        );
+        info!(
+            big_integral = 1e21f64,
+            just_below = 999_999_999_999_999.9f64
+        );
+        info!(
+            t = 1.0e-7f64,
+            u = 123_456_789.123_456_79f64,
+            "float message {}",
+            0.1
+        );
+    });
+}
+
+#[test]
+fn negative_zero_keeps_its_sign() {
+    // `Value` equality cannot tell -0.0 from 0.0, so check the sign separately.
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = logsink::LogSink::builder()
+        .directory(dir.path().to_path_buf())
+        .file_name(common::FILE_NAME)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || info!(z = -0.0f64));
+    guard.shutdown_blocking().unwrap();
+    let lines = common::read_json_lines(&common::log_path(dir.path()));
+    assert_eq!(lines.len(), 1);
+    let z = lines[0]["fields"]["z"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("z is not a number: {}", lines[0]));
+    assert!(
+        z == 0.0 && z.is_sign_negative(),
+        "-0.0 was written as {z:?}: {}",
+        lines[0]
+    );
+}
+
+#[test]
+fn bools() {
+    assert_matches_oracle(3, || {
+        info!(yes = true, no = false);
+        info!(flag = true, "with a message");
+        info!(debugged = ?true, displayed = %false);
+    });
+}
+
+#[test]
+fn strings_that_need_escaping() {
+    let all_controls: String = (0u8..0x20).map(char::from).collect();
+    let mixed = format!(
+        "quote\" backslash\\ slash/ {all_controls} del\u{7f} é 日本 🦀 \u{2028}line-sep \u{2029}para-sep \u{feff}bom \u{fffd}"
+    );
+    let expected = 7 + 3 * 0x20 + 1;
+    assert_matches_oracle(expected, || {
+        info!(s = "plain");
+        info!(empty = "");
+        info!(
+            quotes = "\"quoted\" 'single'",
+            backslashes = "C:\\dir\\file \\\\ \\n"
+        );
+        info!(mixed = mixed.as_str());
+        info!(
+            non_ascii = "é 日本 🦀 Ωmega",
+            line_seps = "\u{2028}\u{2029}"
+        );
+        info!("message with {} and {}", mixed, "\"quotes\"");
+        info!(debug_of_str = ?mixed, display_of_str = %mixed);
+        for c in (0u8..0x20).map(char::from) {
+            let one = c.to_string();
+            info!(control = one.as_str(), code = c as u32);
+            info!("[{}]", one);
+            info!(dbg = ?one);
+        }
+        info!(del = "\u{7f}", nul_inside = "a\0b");
+    });
+}
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Request {
+    method: &'static str,
+    path: String,
+    headers: Vec<(&'static str, &'static str)>,
+    body: Option<Vec<u8>>,
+    nested: Inner,
+}
+
+#[derive(Debug)]
+#[allow(dead_code)]
+struct Inner {
+    ratio: f32,
+    tag: char,
+    unit: (),
+}
+
+fn sample_request() -> Request {
+    Request {
+        method: "GET",
+        path: "/a \"b\"\\c\n".to_owned(),
+        headers: vec![("host", "example.com"), ("x-é", "日本")],
+        body: Some(vec![0, 1, 255]),
+        nested: Inner {
+            ratio: 0.5,
+            tag: '\t',
+            unit: (),
+        },
+    }
+}
+
+struct Shown;
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("shown \"with\" quotes\nand\ta tab")
+    }
+}
+
+#[derive(Debug)]
+struct AppError {
+    source: io::Error,
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("could not load \"config\"")
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+#[test]
+fn debug_display_and_error_values() {
+    let req = sample_request();
+    let err = AppError {
+        source: io::Error::new(io::ErrorKind::NotFound, "no such file"),
+    };
+    let io_err = io::Error::other("disk on fire");
+    let boxed: Box<dyn std::error::Error + Send + Sync> = "boxed error".into();
+    assert_matches_oracle(8, || {
+        info!(req = ?req);
+        info!(pretty = %format!("{req:#?}"));
+        info!(pretty_debug = ?format_args!("{req:#?}"));
+        info!(shown = %Shown, debug_str = ?"str", debug_vec = ?vec![1, 2, 3]);
+        info!(error = &err as &dyn std::error::Error);
+        info!(
+            error = &io_err as &dyn std::error::Error,
+            "io failed: {}", io_err
+        );
+        info!(boxed = &*boxed as &(dyn std::error::Error + 'static));
+        error!(error = %err, error_debug = ?err, "display and debug of an error");
+    });
+}
+
+#[test]
+fn field_names() {
+    assert_matches_oracle(5, || {
+        info!(http.status = 200, http.method = "GET", a.b.c.d = true);
+        info!(r#type = "x", r#loop = 1, r#match = ?"dbg");
+        info!("quoted name" = 1, "with.dot" = "v", "日本" = 2);
+        info!("quote\"inside" = 3, "back\\slash" = 4, "tab\tname" = 5);
+        info!(message = "explicit message field", other = 1);
+    });
+}
+
+#[test]
+fn messages_targets_and_levels() {
+    let who = "world";
+    assert_matches_oracle(14, || {
+        trace!("trace message");
+        debug!("debug message");
+        info!("info message");
+        warn!("warn message");
+        error!("error message");
+        info!("hello {who}, {} + {} = {}", 1, 2, 1 + 2);
+        info!(
+            "{:>8}|{:<5}|{:08.3}|{:x}|{:?}",
+            "right", "left", 1.23456, 255, "dbg"
+        );
+        info!("braces {{literal}} and percent %d");
+        info!(a = 1, b = "two");
+        info!(n = 5, "fields before the message {}", 1);
+        info!(target: "custom::target", "a custom target");
+        warn!(target: "custom::target", code = 7);
+        error!(target: "weird target \"quoted\"", "odd target");
+        info!("");
+    });
+}
+
+#[test]
+fn spans_nested_and_recorded() {
+    let req = sample_request();
+    let bytes: &[u8] = b"ab\x00\xff";
+    assert_matches_oracle(12, || {
+        info!("before any span");
+        let outer = info_span!(
+            "outer",
+            id = 7u64,
+            neg = -3i64,
+            ratio = 0.25f64,
+            ok = true,
+            label = "out \"side\"\n",
+            big = u128::MAX,
+        );
+        let _outer = outer.enter();
+        info!("in outer");
+        let middle = tracing::debug_span!(
+            "middle",
+            req = ?req,
+            shown = %Shown,
+            later = Empty,
+            over = "first value",
+        );
+        let _middle = middle.enter();
+        info!(k = 1, "in middle");
+        middle.record("later", 99);
+        info!("after recording an empty field");
+        middle.record("over", "second value");
+        middle.record("later", "now a string");
+        info!("after overwriting recorded fields");
+        let inner = tracing::trace_span!("inner");
+        let _inner = inner.enter();
+        info!("in inner, a span with no fields");
+        inner.record("nothing", 1); // not a field of the span: ignored
+        warn!(depth = 3, "still in inner");
+        drop(_inner);
+        let sibling = tracing::error_span!(
+            "sibling",
+            r#type = "raw",
+            http.path = "/x",
+            "quoted name" = 1,
+            bytes = bytes,
+            error = &io::Error::other("span error") as &dyn std::error::Error,
+        );
+        sibling.in_scope(|| info!("in sibling"));
+        drop(_middle);
+        info!("back in outer");
+        drop(_outer);
+        info!("outside again");
+        let span_with_empty = info_span!("empty_only", a = Empty, b = Empty);
+        span_with_empty.in_scope(|| info!("span whose fields are all empty"));
+        span_with_empty.record("b", false);
+        span_with_empty.in_scope(|| info!("one of them recorded"));
+    });
+}
+
+#[test]
+fn explicit_parents() {
+    assert_matches_oracle(7, || {
+        let a = info_span!("a", which = "a");
+        let b = info_span!("b", which = "b");
+        // Explicit parent, nothing entered.
+        info!(parent: &a, "explicit parent, nothing entered");
+        // Explicit parent by id.
+        info!(parent: a.id(), "explicit parent by id");
+        let _b = b.enter();
+        // Explicit parent that differs from the entered span.
+        info!(parent: &a, "explicit parent while b is entered");
+        // A root event while a span is entered.
+        info!(parent: None, "explicit root while b is entered");
+        let child = info_span!(parent: &a, "child_of_a", n = 1);
+        info!(parent: &child, "explicit parent child_of_a");
+        child.in_scope(|| info!("contextual inside child_of_a, entered from b"));
+        drop(_b);
+        info!(parent: None, "explicit root, nothing entered");
+    });
+}
+
+#[test]
+fn byte_slices() {
+    let bytes: &[u8] = b"\x00\x01ab\xff";
+    let empty: &[u8] = b"";
+    assert_matches_oracle(3, || {
+        info!(bytes = bytes, empty = empty);
+        let span = info_span!("with_bytes", bytes = bytes, empty = empty);
+        span.in_scope(|| info!("event in a span with byte fields"));
+        span.record("bytes", &b"zz"[..]);
+        span.in_scope(|| info!(also = bytes, "after re-recording"));
+    });
+}
+
+#[test]
+fn quirky_but_valid_events() {
+    assert_matches_oracle(4, || {
+        // A span field called `name`, like the key the span's own name is written under.
+        let span = info_span!("the_span", name = "field value", fields = 1);
+        span.in_scope(|| info!("span with a field called name"));
+        // The same field name twice in one event.
+        info!(dup = 1, dup = 2);
+        // Event fields named like the top-level keys.
+        info!(
+            level = "fake",
+            target = "fake",
+            timestamp = "fake",
+            span = 1,
+            spans = 2
+        );
+        // Empty in an event.
+        info!(e = Empty, f = 1);
+    });
+}
+
+#[test]
+fn large_string_field() {
+    let big: String = (0..100 * 1024)
+        .map(|i| match i % 7 {
+            0 => '"',
+            1 => '\\',
+            2 => '\n',
+            3 => 'é',
+            _ => char::from(b'a' + (i % 26) as u8),
+        })
+        .collect();
+    let plain = "x".repeat(300 * 1024);
+    assert_matches_oracle(3, || {
+        info!(big = big.as_str(), after = 1);
+        info!(plain = plain.as_str());
+        info!("{}", big);
+    });
+}
+
+#[test]
+fn many_events_in_order() {
+    assert_matches_oracle(2_000, || {
+        let span = info_span!("loop", n = 2_000);
+        let _e = span.enter();
+        for i in 0..2_000u32 {
+            info!(i, square = u64::from(i) * u64::from(i), "event {i}");
+        }
+    });
+}
+
+#[test]
+fn float_sweep() {
+    // Magnitudes across the range where shortest-form float formatting switches between plain
+    // and exponent notation, with mantissas of several lengths.
+    let mantissas = [
+        1.0,
+        1.5,
+        2.2250738585072014,
+        9.999999999999999,
+        1.2345678901234567,
+    ];
+    let mut values = Vec::new();
+    for exp in -330i32..=310 {
+        for m in mantissas {
+            let v: f64 = format!("{m}e{exp}").parse().unwrap();
+            if v.is_finite() {
+                values.push(v);
+                values.push(-v);
+            }
+        }
+    }
+    let f32s: Vec<f32> = (-45i32..=38)
+        .flat_map(|exp| {
+            [
+                format!("1e{exp}"),
+                format!("3.4028235e{exp}"),
+                format!("7.1e{exp}"),
+            ]
+        })
+        .map(|s| s.parse::<f32>().unwrap())
+        .filter(|v| v.is_finite())
+        .collect();
+    let expected = values.len() + f32s.len();
+    assert_matches_oracle(expected, || {
+        for v in &values {
+            info!(v = *v);
+        }
+        for v in &f32s {
+            info!(f = *v);
+        }
+    });
+}
+
+fn span_sweep_values() -> Vec<f64> {
+    (-30i32..=30)
+        .map(|exp| format!("1.2345678901234567e{exp}").parse().unwrap())
+        .collect()
+}
+
+fn emit_span_sweep(values: &[f64]) {
+    for v in values {
+        info_span!("s", v = *v).in_scope(|| info!("in span"));
+    }
+}
+
+/// The raw text of the number that follows the first `"key":` in `line`.
+fn raw_number_after<'a>(line: &'a str, key: &str) -> &'a str {
+    let pat = format!("\"{key}\":");
+    let start = line
+        .find(&pat)
+        .unwrap_or_else(|| panic!("no {pat} in {line}"))
+        + pat.len();
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+fn ulps_apart(a: f64, b: f64) -> u64 {
+    (a.to_bits() as i64).abs_diff(b.to_bits() as i64)
+}
+
+/// Span floats: ours are the recorded value exactly; tracing-subscriber's can be one ULP off.
+/// It stores span fields as JSON text and re-parses them with serde_json's default (not
+/// correctly rounded) float parser before writing, so 1.2345678901234566e-9 comes out as
+/// 1.2345678901234564e-9. We keep the exact value rather than reproduce the lossy parse.
+#[test]
+fn span_float_fields_are_exact_and_within_one_ulp_of_the_reference() {
+    let values = span_sweep_values();
+    let run = run_both(Setup::Plain, || emit_span_sweep(&values));
+    let (dir, stats) = &run.sinks[0];
+    assert_eq!(stats.events_written, values.len() as u64);
+    let ours = common::read_lines(&common::log_path(dir.path()));
+    let theirs: Vec<&str> = run.oracle_text.lines().collect();
+    assert_eq!(ours.len(), values.len());
+    assert_eq!(theirs.len(), values.len());
+    for ((v, our_line), their_line) in values.iter().zip(&ours).zip(&theirs) {
+        // Ours is the recorded value exactly (read back with Rust's correctly rounded parser).
+        let our_raw = raw_number_after(our_line, "v");
+        let our_v: f64 = our_raw
+            .parse()
+            .unwrap_or_else(|e| panic!("{our_raw:?} is not a number ({e}): {our_line}"));
+        assert_eq!(
+            our_v.to_bits(),
+            v.to_bits(),
+            "{v:?} written as {our_raw}: {our_line}"
+        );
+        let their_v: f64 = raw_number_after(their_line, "v").parse().unwrap();
+        assert!(
+            ulps_apart(our_v, their_v) <= 1,
+            "{v:?}: ours {our_raw}, reference {their_v:?}"
+        );
+        // Everything else is identical.
+        let mut ov = common::parse_line(our_line, "our line");
+        let mut tv: Value = serde_json::from_str(their_line).unwrap();
+        for value in [&mut ov, &mut tv] {
+            let obj = value.as_object_mut().unwrap();
+            obj.remove("timestamp");
+            obj["span"]["v"] = Value::Null;
+            obj["spans"][0]["v"] = Value::Null;
+        }
+        assert_eq!(
+            ov, tv,
+            "\n  ours:      {our_line}\n  reference: {their_line}"
+        );
+    }
+}
+
+#[test]
+fn tracing_log_and_raw_prefixed_field_names() {
+    assert_matches_oracle(4, || {
+        // Event fields keep `log.*` names; span fields drop them when string-like.
+        info!(log.target = "kept", log.line = 7, "log.file" = ?"kept too");
+        let span = info_span!(
+            "with_log_fields",
+            log.target = "dropped?",
+            log.line = 7,
+            "log.module_path" = ?"dropped",
+            keep = 1,
+        );
+        span.in_scope(|| info!("span with log.* fields"));
+        // A field name that really starts with `r#` (only possible as a string literal).
+        let raw = info_span!("raw_names", "r#dbg" = ?1, "r#num" = 2, "r#str" = "s");
+        raw.in_scope(|| info!("span with r#-prefixed names"));
+        info!("r#dbg" = ?1, "r#num" = 2);
+    });
+}
+
+#[test]
+fn span_scope_follows_parents_not_the_entry_stack() {
+    assert_matches_oracle(6, || {
+        let outer = info_span!("outer", o = 1);
+        let _outer = outer.enter();
+        // A root span entered inside `outer`: its scope is itself only.
+        let detached = info_span!(parent: None, "detached", d = 2);
+        let _detached = detached.enter();
+        info!("in detached, entered from outer");
+        // A span whose parent is not the current span.
+        let elsewhere = info_span!("elsewhere");
+        let other_child = info_span!(parent: &elsewhere, "other_child", c = 3);
+        other_child.in_scope(|| info!("in other_child, entered from detached"));
+        drop(_detached);
+        // Entering the same span twice.
+        let _again = outer.enter();
+        info!("outer entered twice");
+        drop(_again);
+        // follows_from does not change the scope.
+        let follower = info_span!("follower");
+        follower.follows_from(&detached);
+        follower.in_scope(|| info!("in follower"));
+        // A span that was closed: events after it see the remaining scope.
+        {
+            let short = info_span!("short_lived", x = 1);
+            short.in_scope(|| info!("in short_lived"));
+        }
+        info!("after short_lived closed");
+    });
+}
+
+#[test]
+fn per_layer_filters() {
+    assert_matches_oracle_with(Setup::Filtered(LevelFilter::INFO), 5, || {
+        trace!("filtered out");
+        debug!("filtered out");
+        info!("kept");
+        let visible = info_span!("visible", v = 1);
+        let _visible = visible.enter();
+        let hidden = tracing::debug_span!("hidden", h = 2);
+        let _hidden = hidden.enter();
+        let inner = info_span!("inner_visible", i = 3);
+        let _inner = inner.enter();
+        warn!("inside visible > hidden > inner_visible");
+        drop(_inner);
+        info!("inside visible > hidden");
+        info!(parent: &hidden, "explicit parent that is filtered out");
+        debug!("filtered out inside spans");
+        error!(parent: &inner, "explicit parent inner_visible");
+    });
+}
+
+#[test]
+fn two_sinks_on_one_registry() {
+    assert_matches_oracle_with(Setup::TwoSinks, 5, || {
+        info!(a = 1, "top level");
+        let span = info_span!("shared", s = "x", later = Empty);
+        let _e = span.enter();
+        info!("in shared");
+        span.record("later", 5);
+        info!("after record");
+        span.record("s", "y");
+        let child = info_span!("child", c = 1.5);
+        child.in_scope(|| info!("in child"));
+        warn!(target: "t", "last");
+    });
+}
