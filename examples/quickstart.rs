@@ -1,5 +1,6 @@
-//! The README's main job: log a few thousand events from several threads into `./logs`, shut
-//! down cleanly, and print the files written and the sink's statistics.
+//! The README's main job: log twenty thousand events from several threads into `./logs`,
+//! rotating every 512 KiB and gzip-compressing rotated files, shut down cleanly, and print the
+//! files written (with their sizes) and the sink's statistics.
 //!
 //! Run with `cargo run --release --example quickstart`.
 
@@ -13,11 +14,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .directory(dir)
         .file_name("app")
         .flush_interval(Duration::from_millis(200))
+        .max_file_size(512 * 1024)
+        .rotate_every(logsink::Period::Hour)
+        .compression(logsink::Compression::Gzip { level: 6 })
+        .keep_files(50)
         .build()?;
     tracing_subscriber::registry().with(layer).init();
 
     const THREADS: u64 = 4;
-    const PER_THREAD: u64 = 1_000;
+    const PER_THREAD: u64 = 5_000;
     let workers: Vec<_> = (0..THREADS)
         .map(|worker| {
             std::thread::spawn(move || {

@@ -6,10 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use time::UtcOffset;
+
 use crate::clock::Clock;
+use crate::compress::Compression;
+use crate::janitor::Janitor;
 use crate::record;
+use crate::retention::Retention;
+use crate::rotation::{parse_rotated, Namer, Period, Policy, Position};
 use crate::stats::Shared;
-use crate::writer::Writer;
+use crate::writer::{ActiveFile, Writer};
 use crate::{Error, SinkGuard, SinkLayer};
 
 /// The most events a queue may hold. The channel allocates its slots up front (about 80 bytes
@@ -66,6 +72,13 @@ impl LogSink {
 /// | [`queue_capacity`](Builder::queue_capacity) | 65,536 events | 0, or above [`MAX_QUEUE_CAPACITY`] |
 /// | [`overflow`](Builder::overflow) | [`Overflow::Block`] | — |
 /// | [`flush_interval`](Builder::flush_interval) | 200 ms | — |
+/// | [`max_file_size`](Builder::max_file_size) | unlimited | 0 |
+/// | [`rotate_every`](Builder::rotate_every) | never | — |
+/// | [`utc_offset`](Builder::utc_offset) | UTC | — |
+/// | [`compression`](Builder::compression) | `Compression::Gzip { level: 6 }` | a gzip level above 9 |
+/// | [`keep_files`](Builder::keep_files) | unlimited | 0 |
+/// | [`max_total_size`](Builder::max_total_size) | unlimited | — |
+/// | [`max_age`](Builder::max_age) | unlimited | zero |
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct Builder {
@@ -74,6 +87,13 @@ pub struct Builder {
     queue_capacity: usize,
     overflow: Overflow,
     flush_interval: Duration,
+    max_file_size: Option<u64>,
+    rotate_every: Option<Period>,
+    utc_offset: UtcOffset,
+    compression: Compression,
+    keep_files: Option<usize>,
+    max_total_size: Option<u64>,
+    max_age: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -84,6 +104,13 @@ impl Default for Builder {
             queue_capacity: 65_536,
             overflow: Overflow::Block,
             flush_interval: Duration::from_millis(200),
+            max_file_size: None,
+            rotate_every: None,
+            utc_offset: UtcOffset::UTC,
+            compression: Compression::default(),
+            keep_files: None,
+            max_total_size: None,
+            max_age: None,
         }
     }
 }
@@ -125,6 +152,60 @@ impl Builder {
         self
     }
 
+    /// Rotate before the active file would exceed `bytes`. A single event larger than this gets
+    /// a file of its own. Default: no size limit. `build()` refuses 0.
+    ///
+    /// Combines with [`rotate_every`](Builder::rotate_every): whichever comes first.
+    pub fn max_file_size(mut self, bytes: u64) -> Self {
+        self.max_file_size = Some(bytes);
+        self
+    }
+
+    /// Rotate at every boundary of `period` (in the [`utc_offset`](Builder::utc_offset)),
+    /// measured on the wall clock. A program started after a boundary rotates a stale active
+    /// file at start-up. Default: no time rotation.
+    pub fn rotate_every(mut self, period: Period) -> Self {
+        self.rotate_every = Some(period);
+        self
+    }
+
+    /// The offset in which [`rotate_every`](Builder::rotate_every)'s boundaries fall: with
+    /// `Period::Day` and `+02:00`, files rotate at local midnight. A fixed offset: it does not
+    /// follow daylight-saving changes. Default: UTC. Timestamps in the lines and rotated file
+    /// names are always UTC.
+    pub fn utc_offset(mut self, offset: UtcOffset) -> Self {
+        self.utc_offset = offset;
+        self
+    }
+
+    /// How rotated files are compressed, on a background thread of their own. Default:
+    /// `Compression::Gzip { level: 6 }`. `build()` refuses a level above 9.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Keep at most `count` rotated files (compressed or not), deleting the oldest. The
+    /// active file is not counted. Default: unlimited. `build()` refuses 0.
+    pub fn keep_files(mut self, count: usize) -> Self {
+        self.keep_files = Some(count);
+        self
+    }
+
+    /// Keep rotated files (compressed or not) totalling at most `bytes`, deleting the oldest.
+    /// The active file is not counted. Default: unlimited.
+    pub fn max_total_size(mut self, bytes: u64) -> Self {
+        self.max_total_size = Some(bytes);
+        self
+    }
+
+    /// Delete rotated files last written more than `age` ago. Default: unlimited. `build()`
+    /// refuses a zero duration.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
     /// Checks the settings, creates the directory, opens the active file, and starts the
     /// writer thread.
     ///
@@ -139,19 +220,62 @@ impl Builder {
     /// [`build`](Builder::build) with a chosen clock (tests pass a mock).
     pub(crate) fn build_with_clock(self, clock: Clock) -> Result<(SinkLayer, SinkGuard), Error> {
         self.validate()?;
-        create_directory(&self.directory)?;
-        let path = self.directory.join(format!("{}.log", self.file_name));
-        let (file, preamble) = open_active(&path)?;
-
+        let dir = self.directory.clone();
+        create_directory(&dir)?;
+        let base = self.file_name.clone();
+        let path = dir.join(format!("{base}.log"));
         let shared = Arc::new(Shared::default());
+        let policy = Policy {
+            max_file_size: self.max_file_size,
+            period: self.rotate_every,
+            offset: self.utc_offset,
+        };
+        let mut namer = Namer::new(&base, last_position(&dir, &base));
+        let now = clock.now();
+        rotate_stale(&path, &dir, &policy, &mut namer, now, &shared);
+        let opened_at = fs::metadata(&path)
+            .ok()
+            .filter(|meta| meta.len() > 0)
+            .and_then(|meta| meta.created().or_else(|_| meta.modified()).ok())
+            .unwrap_or(now);
+        let (file, preamble) = open_active(&path)?;
+        let file_len = file.metadata().map_or(0, |m| m.len()) + preamble.len() as u64;
+
+        // The janitor starts before the writer can rotate anything, and recovers the folder
+        // (including a stale file just rotated above) before it takes new work.
+        let janitor = Janitor {
+            dir: dir.clone(),
+            base: base.clone(),
+            compression: self.compression,
+            retention: Retention {
+                keep_files: self.keep_files,
+                max_total_size: self.max_total_size,
+                max_age: self.max_age,
+            },
+            clock: clock.clone(),
+            shared: shared.clone(),
+        }
+        .spawn()?;
+
         let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
         let (giver, taker) = record::pool(self.queue_capacity.min(MAX_POOL));
+        let active = ActiveFile {
+            dir,
+            path,
+            file: Some(file),
+            len: file_len,
+            opened_at,
+            next_boundary: policy.next_boundary(opened_at.max(now)),
+            policy,
+            namer,
+        };
         let writer = Writer::new(
             rx,
             giver,
             shared.clone(),
-            path,
-            file,
+            active,
+            janitor,
+            clock.clone(),
             self.flush_interval,
             preamble,
         );
@@ -191,6 +315,32 @@ impl Builder {
         if self.queue_capacity == 0 {
             return Err(Error::invalid("queue_capacity", 0, "must be at least 1"));
         }
+        if self.max_file_size == Some(0) {
+            return Err(Error::invalid(
+                "max_file_size",
+                0,
+                "must be at least 1 byte",
+            ));
+        }
+        if self.keep_files == Some(0) {
+            return Err(Error::invalid(
+                "keep_files",
+                0,
+                "must be at least 1; leave it unset to keep every file",
+            ));
+        }
+        if let Compression::Gzip { level } = self.compression {
+            if level > 9 {
+                return Err(Error::invalid("gzip level", level, "must be 0 to 9"));
+            }
+        }
+        if self.max_age == Some(Duration::ZERO) {
+            return Err(Error::invalid(
+                "max_age",
+                Duration::ZERO,
+                "must be longer than zero; leave it unset to keep files of any age",
+            ));
+        }
         if self.queue_capacity > MAX_QUEUE_CAPACITY {
             return Err(Error::invalid(
                 "queue_capacity",
@@ -210,6 +360,52 @@ fn create_directory(dir: &Path) -> Result<(), Error> {
         }),
         Err(_) => fs::create_dir_all(dir).map_err(|source| Error::CreateDirectory {
             path: dir.to_path_buf(),
+            source: Arc::new(source),
+        }),
+    }
+}
+
+/// The greatest position among the rotated files already in `dir`, so that new names sort after
+/// them.
+fn last_position(dir: &Path, base: &str) -> Option<Position> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| parse_rotated(base, e.file_name().to_str()?))
+        .map(|parsed| parsed.position)
+        .max()
+}
+
+/// Rotates an active file left by an earlier run if its last write was in an earlier period.
+/// A failure is counted and the file is appended to instead: nothing is lost.
+fn rotate_stale(
+    path: &Path,
+    dir: &Path,
+    policy: &Policy,
+    namer: &mut Namer,
+    now: std::time::SystemTime,
+    shared: &Shared,
+) {
+    let Ok(meta) = fs::metadata(path) else { return };
+    let Ok(modified) = meta.modified() else {
+        return;
+    };
+    if meta.len() == 0 || !policy.crossed_boundary(modified, now) {
+        return;
+    }
+    let opened_at = meta
+        .created()
+        .ok()
+        .filter(|created| *created <= modified)
+        .unwrap_or(modified);
+    match fs::rename(path, dir.join(namer.next(opened_at))) {
+        Ok(()) => {
+            shared
+                .rotations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(source) => shared.error(Error::Rotate {
+            path: path.to_path_buf(),
             source: Arc::new(source),
         }),
     }

@@ -51,6 +51,28 @@ pub enum Error {
         /// The operating system's error.
         source: Arc<io::Error>,
     },
+    /// Renaming the active file to its rotated name failed; the sink keeps writing to the
+    /// active file and tries again later.
+    Rotate {
+        /// The active file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+    /// Compressing a rotated file failed; the file stays uncompressed and is retried later.
+    Compress {
+        /// The rotated file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
+    /// Deleting a file (retention, or clean-up after a crash) failed.
+    Delete {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: Arc<io::Error>,
+    },
     /// The background writer thread could not be started.
     SpawnThread {
         /// The operating system's error.
@@ -81,6 +103,9 @@ impl Error {
             Error::CreateDirectory { source, .. }
             | Error::Open { source, .. }
             | Error::Write { source, .. }
+            | Error::Rotate { source, .. }
+            | Error::Compress { source, .. }
+            | Error::Delete { source, .. }
             | Error::SpawnThread { source } => Some(source),
             _ => None,
         }
@@ -114,6 +139,15 @@ impl fmt::Display for Error {
             }
             Error::Write { path, source } => {
                 write!(f, "cannot write log file {}: {source}", path.display())
+            }
+            Error::Rotate { path, source } => {
+                write!(f, "cannot rotate log file {}: {source}", path.display())
+            }
+            Error::Compress { path, source } => {
+                write!(f, "cannot compress log file {}: {source}", path.display())
+            }
+            Error::Delete { path, source } => {
+                write!(f, "cannot delete log file {}: {source}", path.display())
             }
             Error::SpawnThread { source } => {
                 write!(f, "cannot start the logsink writer thread: {source}")

@@ -21,10 +21,17 @@ pub struct Stats {
     pub events_dropped: u64,
     /// Bytes handed to the operating system.
     pub bytes_written: u64,
-    /// Failed writes, flushes and file operations (each retry that fails counts).
+    /// Failed writes, flushes and file operations: rotations, compressions, deletions (each
+    /// retry that fails counts).
     pub write_errors: u64,
     /// The most recent of those failures, if any.
     pub last_error: Option<Error>,
+    /// Times the active file was rotated (renamed aside and replaced by a fresh one).
+    pub rotations: u64,
+    /// Rotated files compressed to `.gz`.
+    pub files_compressed: u64,
+    /// Rotated files deleted by retention.
+    pub files_deleted: u64,
 }
 
 /// State shared between callers, the writer thread and the guard.
@@ -38,6 +45,9 @@ pub(crate) struct Shared {
     pub(crate) events_dropped: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) write_errors: AtomicU64,
+    pub(crate) rotations: AtomicU64,
+    pub(crate) files_compressed: AtomicU64,
+    pub(crate) files_deleted: AtomicU64,
     /// Only the writer thread writes it, and only on failures: never on a caller's path.
     pub(crate) last_error: Mutex<Option<Error>>,
 }
@@ -66,6 +76,9 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            rotations: self.rotations.load(Relaxed),
+            files_compressed: self.files_compressed.load(Relaxed),
+            files_deleted: self.files_deleted.load(Relaxed),
         }
     }
 }

@@ -1,9 +1,15 @@
-//! The writer thread: drains records, formats them, and owns the log file.
+//! The writer thread: drains records, formats them, owns the active file and rotates it.
 //!
 //! One thread, `logsink-writer`, is the only owner of the active file. It blocks on the channel
-//! until a message arrives or a deadline (flush, retry) passes, drains what is queued in
-//! batches, formats each record into one large buffer, and writes that buffer when it is full,
-//! when `flush_interval` has passed since its oldest byte arrived, or on a marker.
+//! until a message arrives or a deadline (flush, retry, period boundary) passes, drains what is
+//! queued in batches, formats each record into one large buffer, and writes that buffer when it
+//! is full, when `flush_interval` has passed since its oldest byte arrived, or on a marker.
+//!
+//! Rotation happens here, between two events: before a line that would take the file past
+//! `max_file_size`, or before the first event stamped at or after the next period boundary
+//! (the event's own time decides, so every file holds its period's events). The writer writes
+//! out what belongs to the old file, renames it, opens a fresh active file, and hands the
+//! rotated name to the janitor, which compresses it and applies retention on its own thread.
 //!
 //! A failed write keeps the buffer and is retried with backoff; while the buffer is over
 //! [`MAX_PENDING`] the writer stops draining, so the queue fills and the overflow policy applies
@@ -13,17 +19,21 @@
 //! late events as dropped (events that raced past the layer's closed check), so none goes
 //! missing uncounted and no blocked caller waits forever. It ends when every sender is gone.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::clock::Clock;
 use crate::format::LineFormatter;
+use crate::janitor::JanitorHandle;
 use crate::record::{Msg, PoolGiver, Record};
+use crate::rotation::{Namer, Policy};
 use crate::stats::Shared;
 use crate::Error;
 
@@ -39,26 +49,48 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Tries at shutdown before unwritable events are given up (and counted as dropped).
 const SHUTDOWN_TRIES: u32 = 3;
 
+/// The active file and what decides its rotation.
+#[derive(Debug)]
+pub(crate) struct ActiveFile {
+    pub(crate) dir: PathBuf,
+    /// `<dir>/<file_name>.log`.
+    pub(crate) path: PathBuf,
+    /// `None` after a failed write or rotation: the next write reopens the path.
+    pub(crate) file: Option<File>,
+    /// Bytes in the file, including those still in the writer's buffer.
+    pub(crate) len: u64,
+    /// When the file was opened (the time in its rotated name).
+    pub(crate) opened_at: SystemTime,
+    /// The period boundary at which it rotates, if rotating by time.
+    pub(crate) next_boundary: Option<SystemTime>,
+    pub(crate) policy: Policy,
+    pub(crate) namer: Namer,
+}
+
 /// Everything the writer thread owns.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pub(crate) rx: Receiver<Msg>,
-    pub(crate) pool: PoolGiver,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) path: PathBuf,
-    /// `None` after a failed write: the next try reopens the path.
-    pub(crate) file: Option<File>,
-    pub(crate) flush_interval: Duration,
-    pub(crate) formatter: LineFormatter,
-    /// Formatted lines not yet handed to the OS.
-    pub(crate) out: Vec<u8>,
+    rx: Receiver<Msg>,
+    pool: PoolGiver,
+    shared: Arc<Shared>,
+    active: ActiveFile,
+    janitor: JanitorHandle,
+    clock: Clock,
+    flush_interval: Duration,
+    formatter: LineFormatter,
+    /// Formatted lines not yet handed to the OS, all for the active file.
+    out: Vec<u8>,
     /// Events whose lines are (whole or in part) in `out`.
-    pub(crate) out_events: u64,
+    out_events: u64,
+    /// A line set aside while the file before it is rotated.
+    spill: Vec<u8>,
     /// When `out`'s oldest byte must reach the OS.
-    pub(crate) flush_due: Option<Instant>,
+    flush_due: Option<Instant>,
     /// Set while writes fail: when to try again, and the wait after that.
-    pub(crate) retry_at: Option<Instant>,
-    pub(crate) backoff: Duration,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// Set after a failed rename: no rotation is tried before then.
+    rotate_retry_at: Option<Instant>,
 }
 
 /// The open file, reopening `path` (append, create) if the last write failed.
@@ -77,12 +109,14 @@ enum Flow {
 }
 
 impl Writer {
+    #[allow(clippy::too_many_arguments)] // called once, from `Builder::build`
     pub(crate) fn new(
         rx: Receiver<Msg>,
         pool: PoolGiver,
         shared: Arc<Shared>,
-        path: PathBuf,
-        file: File,
+        active: ActiveFile,
+        janitor: JanitorHandle,
+        clock: Clock,
         flush_interval: Duration,
         preamble: &[u8],
     ) -> Self {
@@ -90,15 +124,18 @@ impl Writer {
             rx,
             pool,
             shared,
-            path,
-            file: Some(file),
+            active,
+            janitor,
+            clock,
             flush_interval,
             formatter: LineFormatter::default(),
             out: Vec::from(preamble),
             out_events: 0,
+            spill: Vec::new(),
             flush_due: None,
             retry_at: None,
             backoff: MIN_BACKOFF,
+            rotate_retry_at: None,
         }
     }
 
@@ -136,6 +173,7 @@ impl Writer {
             if self.wake_at().is_some_and(|at| at <= Instant::now()) {
                 self.write_out();
             }
+            self.rotate_if_period_over();
         }
         // Every sender is gone without a shutdown marker (the guard was leaked and the layer
         // dropped): still write what was accepted.
@@ -144,15 +182,40 @@ impl Writer {
 
     /// When the loop must wake without a message: the retry time while writes fail (the flush
     /// deadline has passed then, and retrying sooner would only hammer a failing disk), else
-    /// the flush deadline.
+    /// the flush deadline, or the next period boundary if the file has something to rotate.
     fn wake_at(&self) -> Option<Instant> {
-        self.retry_at.or(self.flush_due)
+        let io = self.retry_at.or(self.flush_due);
+        let boundary = self
+            .active
+            .next_boundary
+            .filter(|_| self.active.len > 0)
+            .map(|b| {
+                let wait = b.duration_since(self.clock.now()).unwrap_or(Duration::ZERO);
+                Instant::now() + wait
+            });
+        match (io, boundary) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Rotates a non-empty file whose period ended while no event came (checked on every
+    /// wake-up, so a quiet file is still rotated, compressed and subject to retention).
+    fn rotate_if_period_over(&mut self) {
+        if self.active.len == 0 {
+            return;
+        }
+        let now = self.clock.now();
+        if self.active.next_boundary.is_some_and(|b| now >= b) {
+            self.rotate(now);
+        }
     }
 
     fn handle(&mut self, msg: Msg) -> Flow {
         match msg {
             Msg::Event(record) => self.event(record),
             Msg::Flush(reply) => {
+                self.rotate_if_period_over();
                 self.write_out();
                 reply.send(self.flushed_result());
             }
@@ -166,7 +229,26 @@ impl Writer {
     }
 
     fn event(&mut self, record: Record) {
+        if self.active.next_boundary.is_some_and(|b| record.time >= b) {
+            self.rotate(record.time);
+        }
+        let start = self.out.len();
         self.formatter.format(&record, &mut self.out);
+        let line_len = (self.out.len() - start) as u64;
+        if self.active.policy.size_exceeded(self.active.len, line_len) {
+            // The line goes to the next file: set it aside while the old one is closed.
+            self.spill.extend_from_slice(&self.out[start..]);
+            self.out.truncate(start);
+            self.rotate(record.time);
+            self.out.extend_from_slice(&self.spill);
+            self.spill.clear();
+        }
+        if self.active.len == 0 {
+            // An empty file starts its life (and its period) with its first event.
+            self.active.opened_at = record.time;
+            self.active.next_boundary = self.active.policy.next_boundary(record.time);
+        }
+        self.active.len += line_len;
         self.out_events += 1;
         self.pool.give(record.buf);
         if self.flush_due.is_none() {
@@ -201,7 +283,7 @@ impl Writer {
         }
         let mut written = 0;
         let out = &self.out;
-        let result = open(&mut self.file, &self.path).and_then(|file| {
+        let result = open(&mut self.active.file, &self.active.path).and_then(|file| {
             while written < out.len() {
                 match file.write(&out[written..]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -212,7 +294,6 @@ impl Writer {
             }
             Ok(())
         });
-        use std::sync::atomic::Ordering::Relaxed;
         self.shared.bytes_written.fetch_add(written as u64, Relaxed);
         match result {
             Ok(()) => {
@@ -228,13 +309,52 @@ impl Writer {
             Err(source) => {
                 self.out.drain(..written);
                 self.shared.error(Error::Write {
-                    path: self.path.clone(),
+                    path: self.active.path.clone(),
                     source: Arc::new(source),
                 });
                 // Reopen on the next try: the file may have been removed or replaced.
-                self.file = None;
+                self.active.file = None;
                 self.retry_at = Some(Instant::now() + self.backoff);
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    /// Closes the active file, renames it to its rotated name, opens a fresh one (first used
+    /// at `now`), and hands the rotated file to the janitor. Everything buffered for the old
+    /// file is written first; if that or the rename fails, the old file stays active (nothing
+    /// is lost, the size limit is overrun) and rotation is tried again after a backoff.
+    fn rotate(&mut self, now: SystemTime) {
+        if self.active.len == 0 {
+            return;
+        }
+        if self.rotate_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.write_out();
+        if !self.out.is_empty() {
+            return;
+        }
+        let name = self.active.namer.next(self.active.opened_at);
+        self.active.file = None;
+        match fs::rename(&self.active.path, self.active.dir.join(&name)) {
+            Ok(()) => {
+                self.rotate_retry_at = None;
+                self.shared.rotations.fetch_add(1, Relaxed);
+                self.janitor.rotated(name);
+                self.active.len = 0;
+                self.active.opened_at = now;
+                self.active.next_boundary = self.active.policy.next_boundary(now);
+                // Open now so that followers (`tail -F`, collectors) find the new file at once;
+                // a failure here is retried by the next write.
+                self.active.file = crate::builder::open_append(&self.active.path).ok();
+            }
+            Err(source) => {
+                self.shared.error(Error::Rotate {
+                    path: self.active.path.clone(),
+                    source: Arc::new(source),
+                });
+                self.rotate_retry_at = Some(Instant::now() + MAX_BACKOFF);
             }
         }
     }
@@ -264,16 +384,18 @@ impl Writer {
             self.out_events = 0;
             Err(self.last_error())
         };
-        if let Some(file) = self.file.take() {
+        if let Some(file) = self.active.file.take() {
             // Durable at a clean shutdown; a failure here is reported but loses nothing that
             // the OS did not already have.
             if let Err(source) = file.sync_all() {
                 self.shared.error(Error::Write {
-                    path: self.path.clone(),
+                    path: self.active.path.clone(),
                     source: Arc::new(source),
                 });
             }
         }
+        // Shutdown promises that rotated files are compressed and retention applied.
+        self.janitor.finish();
         result
     }
 

@@ -1,0 +1,270 @@
+//! The janitor thread: compression, retention and start-up recovery of rotated files.
+//!
+//! The writer hands each rotated file over by message and never touches it again; from then on
+//! the janitor owns it. Compression and retention run here one file at a time, so they never
+//! race each other, and never on the writer thread, so writing goes on while a file compresses.
+//!
+//! At start-up the janitor first repairs what a killed process left behind:
+//!
+//! | found | meaning | action |
+//! |---|---|---|
+//! | `X.log.gz.tmp` | a compression cut short | delete it; `X.log` is still there and is compressed again |
+//! | `X.log` and `X.log.gz` | killed between rename and delete | the `.gz` is complete: delete `X.log` |
+//! | `X.log` alone | rotated, never compressed | compress it |
+//!
+//! A compression that fails leaves the `.log` in place and is retried with backoff.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::clock::Clock;
+use crate::compress::{gzip_file, Compression};
+use crate::retention::{Candidate, Retention};
+use crate::rotation::{parse_rotated, Kind};
+use crate::stats::Shared;
+use crate::Error;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A message from the writer.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// The active file was renamed to this `.log` name.
+    Rotated(String),
+    /// Finish the queue (retrying failed compressions once more) and end the thread.
+    Finish,
+}
+
+/// The writer's handle on the janitor.
+#[derive(Debug)]
+pub(crate) struct JanitorHandle {
+    tx: Sender<Job>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl JanitorHandle {
+    pub(crate) fn rotated(&self, log_name: String) {
+        // The janitor ends only after `Finish`, so this send cannot fail while it matters.
+        let _ = self.tx.send(Job::Rotated(log_name));
+    }
+
+    /// Waits until every pending compression and deletion is done.
+    pub(crate) fn finish(&mut self) {
+        let _ = self.tx.send(Job::Finish);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the janitor needs to know.
+#[derive(Debug)]
+pub(crate) struct Janitor {
+    pub(crate) dir: PathBuf,
+    pub(crate) base: String,
+    pub(crate) compression: Compression,
+    pub(crate) retention: Retention,
+    pub(crate) clock: Clock,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Janitor {
+    /// Starts the thread; it recovers the folder first, then waits for rotated files.
+    pub(crate) fn spawn(self) -> Result<JanitorHandle, Error> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("logsink-janitor".to_owned())
+            .spawn(move || Worker::new(self).run(rx))
+            .map_err(|source| Error::SpawnThread {
+                source: Arc::new(source),
+            })?;
+        Ok(JanitorHandle {
+            tx,
+            thread: Some(thread),
+        })
+    }
+}
+
+struct Worker {
+    config: Janitor,
+    /// `.log` names waiting for compression, oldest first.
+    queue: VecDeque<String>,
+    /// When to retry the queue after a failed compression.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Worker {
+    fn new(config: Janitor) -> Self {
+        Worker {
+            config,
+            queue: VecDeque::new(),
+            retry_at: None,
+            backoff: MIN_BACKOFF,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Job>) {
+        self.recover();
+        self.work();
+        loop {
+            let job = match self.retry_at {
+                Some(at) => match rx.recv_deadline(at) {
+                    Ok(job) => Some(job),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => Some(Job::Finish),
+                },
+                None => Some(rx.recv().unwrap_or(Job::Finish)),
+            };
+            match job {
+                Some(Job::Rotated(name)) => self.queue.push_back(name),
+                Some(Job::Finish) => {
+                    self.retry_at = None;
+                    self.work();
+                    return;
+                }
+                None => self.retry_at = None,
+            }
+            if self.retry_at.is_none() {
+                self.work();
+            }
+        }
+    }
+
+    /// Compresses what is queued, then applies retention.
+    fn work(&mut self) {
+        if let Compression::Gzip { level } = self.config.compression {
+            while let Some(name) = self.queue.front() {
+                match gzip_file(&self.config.dir, name, level) {
+                    Ok(_) => {
+                        self.config.shared.files_compressed.fetch_add(1, Relaxed);
+                        self.queue.pop_front();
+                        self.backoff = MIN_BACKOFF;
+                    }
+                    // Gone meanwhile (removed by hand, or by retention): nothing to compress.
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            && !self.config.dir.join(name).exists() =>
+                    {
+                        self.queue.pop_front();
+                    }
+                    Err(source) => {
+                        self.config.shared.error(Error::Compress {
+                            path: self.config.dir.join(name),
+                            source: Arc::new(source),
+                        });
+                        self.retry_at = Some(Instant::now() + self.backoff);
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                        break;
+                    }
+                }
+            }
+        } else {
+            self.queue.clear();
+        }
+        self.apply_retention();
+    }
+
+    /// The folder's rotated files, grouped by rotated name: (kind, file name, metadata).
+    fn scan(&self) -> BTreeMap<String, Vec<(Kind, String, fs::Metadata)>> {
+        let mut found: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        let Ok(entries) = fs::read_dir(&self.config.dir) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Some(parsed) = parse_rotated(&self.config.base, &name) else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_file() {
+                found
+                    .entry(parsed.log_name)
+                    .or_default()
+                    .push((parsed.kind, name, meta));
+            }
+        }
+        found
+    }
+
+    /// Repairs what a killed process left (see the module docs) and queues compressions.
+    fn recover(&mut self) {
+        for (log_name, forms) in self.scan() {
+            let has = |k| forms.iter().any(|(kind, _, _)| *kind == k);
+            if has(Kind::GzTmp) {
+                self.remove(&format!("{log_name}.gz.tmp"));
+            }
+            match (has(Kind::Log), has(Kind::Gz)) {
+                (true, true) => {
+                    self.remove(&log_name);
+                }
+                (true, false) => self.queue.push_back(log_name),
+                _ => {}
+            }
+        }
+    }
+
+    fn apply_retention(&mut self) {
+        let retention = self.config.retention;
+        if retention.is_unlimited() {
+            return;
+        }
+        let mut candidates = Vec::new();
+        for (log_name, forms) in self.scan() {
+            // A `.log` beside its `.gz` (a compression in flight at start-up) is one file.
+            let forms: Vec<_> = forms
+                .into_iter()
+                .filter(|(k, _, _)| *k != Kind::GzTmp)
+                .collect();
+            let Some(parsed) = parse_rotated(&self.config.base, &log_name) else {
+                continue;
+            };
+            if forms.is_empty() {
+                continue;
+            }
+            candidates.push(Candidate {
+                position: parsed.position,
+                size: forms.iter().map(|(_, _, meta)| meta.len()).sum(),
+                modified: forms
+                    .iter()
+                    .filter_map(|(_, _, meta)| meta.modified().ok())
+                    .max()
+                    .unwrap_or(std::time::UNIX_EPOCH),
+                name: log_name,
+            });
+        }
+        for doomed in retention.select(candidates, self.config.clock.now()) {
+            self.queue.retain(|queued| *queued != doomed.name);
+            let gz = self.remove(&format!("{}.gz", doomed.name));
+            let log = self.remove(&doomed.name);
+            if gz || log {
+                self.config.shared.files_deleted.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Removes `<dir>/<name>`; true if it was there and is gone.
+    fn remove(&self, name: &str) -> bool {
+        match fs::remove_file(self.config.dir.join(name)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(source) => {
+                self.config.shared.error(Error::Delete {
+                    path: self.config.dir.join(name),
+                    source: Arc::new(source),
+                });
+                false
+            }
+        }
+    }
+}

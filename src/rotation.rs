@@ -1,0 +1,348 @@
+//! When the active file rotates, and what the rotated file is called.
+//!
+//! The active file always keeps its fixed name, `<file_name>.log`, so that `tail -F` and log
+//! collectors follow it. Rotation (on the writer thread, between two events) renames it to
+//!
+//! ```text
+//! <file_name>.<YYYYMMDDTHHMMSSZ>.<NNNNNN>.log
+//! ```
+//!
+//! — the UTC time the file was opened and a sequence number — and opens a fresh active file.
+//! The compressor later turns it into `<...>.log.gz`. Names only ever increase: a [`Namer`]
+//! never hands out a stamp below the last one it saw (in this run or, read from the folder at
+//! start-up, in an earlier one), and numbers files within one stamp. So the names sort, as plain
+//! strings, in the order the files were written, through bursts of rotations within one second,
+//! restarts, and a clock that jumps backwards.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use time::{OffsetDateTime, UtcOffset};
+
+/// A calendar period for time-based rotation, with boundaries in the sink's
+/// [`utc_offset`](crate::Builder::utc_offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Period {
+    /// At the start of every minute.
+    Minute,
+    /// At the start of every hour (in the configured offset: with `+05:30`, at half past every
+    /// UTC hour).
+    Hour,
+    /// At midnight in the configured offset.
+    Day,
+}
+
+impl Period {
+    fn seconds(self) -> i64 {
+        match self {
+            Period::Minute => 60,
+            Period::Hour => 3_600,
+            Period::Day => 86_400,
+        }
+    }
+}
+
+/// What makes the active file rotate: size, time, or both (whichever comes first).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    pub(crate) max_file_size: Option<u64>,
+    pub(crate) period: Option<Period>,
+    pub(crate) offset: UtcOffset,
+}
+
+impl Policy {
+    /// Whether a line of `line_len` bytes must go to a fresh file, given `file_len` bytes in the
+    /// active one. An empty file takes any line, so a line larger than the limit gets a file of
+    /// its own.
+    pub(crate) fn size_exceeded(&self, file_len: u64, line_len: u64) -> bool {
+        matches!(self.max_file_size, Some(max) if file_len > 0 && file_len + line_len > max)
+    }
+
+    /// The first period boundary strictly after `time`, if rotating by time.
+    pub(crate) fn next_boundary(&self, time: SystemTime) -> Option<SystemTime> {
+        let period = self.period?.seconds();
+        let offset = i64::from(self.offset.whole_seconds());
+        let local = unix_seconds(time) + offset;
+        let next_local = (local.div_euclid(period) + 1) * period;
+        Some(from_unix_seconds(next_local - offset))
+    }
+
+    /// Whether `earlier` and `later` fall in different periods (false when not rotating by
+    /// time, or when `later` is not after `earlier`'s period).
+    pub(crate) fn crossed_boundary(&self, earlier: SystemTime, later: SystemTime) -> bool {
+        self.next_boundary(earlier).is_some_and(|b| later >= b)
+    }
+}
+
+/// Whole seconds since the epoch, rounded down (also before 1970).
+pub(crate) fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => {
+            let d = e.duration();
+            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
+        }
+    }
+}
+
+fn from_unix_seconds(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        UNIX_EPOCH + Duration::from_secs(secs as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+/// The digits of a sequence number in a rotated name.
+const SEQ_WIDTH: usize = 6;
+const SEQ_LIMIT: u32 = 1_000_000;
+
+/// A rotated file's place in the order: its stamp (UTC seconds) and sequence number.
+pub(crate) type Position = (i64, u32);
+
+/// Hands out rotated names that sort in the order they are handed out.
+#[derive(Debug)]
+pub(crate) struct Namer {
+    base: String,
+    last: Option<Position>,
+}
+
+impl Namer {
+    /// A namer for `<base>.*.log`, continuing after `last` (the greatest position found in
+    /// the folder, if any).
+    pub(crate) fn new(base: &str, last: Option<Position>) -> Self {
+        Namer {
+            base: base.to_owned(),
+            last,
+        }
+    }
+
+    /// The name for a file opened at `opened_at` (without the `.gz` a compressor adds).
+    pub(crate) fn next(&mut self, opened_at: SystemTime) -> String {
+        let mut stamp = unix_seconds(opened_at);
+        let mut seq = 0;
+        if let Some((last_stamp, last_seq)) = self.last {
+            if stamp <= last_stamp {
+                // Same second, or the clock went back: stay on the last stamp, count up.
+                stamp = last_stamp;
+                seq = last_seq + 1;
+                if seq >= SEQ_LIMIT {
+                    // A million files in one stamp: move the stamp on rather than break the
+                    // order with a seventh digit.
+                    stamp += 1;
+                    seq = 0;
+                }
+            }
+        }
+        self.last = Some((stamp, seq));
+        format!(
+            "{}.{}.{seq:0SEQ_WIDTH$}.log",
+            self.base,
+            format_stamp(stamp)
+        )
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a UTC second.
+fn format_stamp(secs: i64) -> String {
+    let dt = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        dt.year(),
+        dt.month() as u8,
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+/// A file name that the sink made by rotating, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RotatedName {
+    pub(crate) position: Position,
+    /// The `.log` name (the uncompressed form) whichever form was found.
+    pub(crate) log_name: String,
+    pub(crate) kind: Kind,
+}
+
+/// The three forms a rotated file takes on its way through the compressor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `<...>.log`: rotated, not (yet) compressed.
+    Log,
+    /// `<...>.log.gz`: compressed, complete.
+    Gz,
+    /// `<...>.log.gz.tmp`: a compression in progress (or cut short by a crash).
+    GzTmp,
+}
+
+/// Parses `name` if, and only if, it is exactly a rotated name for `base`. Anything else in the
+/// folder (the active file, other programs' files, look-alikes) is `None` and never touched.
+pub(crate) fn parse_rotated(base: &str, name: &str) -> Option<RotatedName> {
+    let rest = name.strip_prefix(base)?.strip_prefix('.')?;
+    let (rest, kind) = if let Some(r) = rest.strip_suffix(".log.gz.tmp") {
+        (r, Kind::GzTmp)
+    } else if let Some(r) = rest.strip_suffix(".log.gz") {
+        (r, Kind::Gz)
+    } else {
+        (rest.strip_suffix(".log")?, Kind::Log)
+    };
+    let (stamp, seq) = rest.split_once('.')?;
+    let b = stamp.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 16 || !digits(0..8) || b[8] != b'T' || !digits(9..15) || b[15] != b'Z' {
+        return None;
+    }
+    if seq.len() != SEQ_WIDTH || !seq.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| stamp[r].parse::<u8>().ok();
+    let dt = time::Date::from_calendar_date(
+        stamp[0..4].parse().ok()?,
+        time::Month::try_from(num(4..6)?).ok()?,
+        num(6..8)?,
+    )
+    .ok()?
+    .with_hms(num(9..11)?, num(11..13)?, num(13..15)?)
+    .ok()?
+    .assume_utc();
+    Some(RotatedName {
+        position: (dt.unix_timestamp(), seq.parse().ok()?),
+        log_name: format!("{base}.{rest}.log"),
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> SystemTime {
+        from_unix_seconds(secs)
+    }
+
+    // 2026-11-24T14:26:18Z
+    const T: i64 = 1_795_962_378 - 5 * 86_400;
+
+    fn policy(period: Period, offset_secs: i32) -> Policy {
+        Policy {
+            max_file_size: None,
+            period: Some(period),
+            offset: UtcOffset::from_whole_seconds(offset_secs).unwrap(),
+        }
+    }
+
+    #[test]
+    fn boundaries_fall_on_the_period_in_the_offset() {
+        let utc = |p| policy(p, 0).next_boundary(at(T)).map(unix_seconds);
+        assert_eq!(format_stamp(T), "20261124T142618Z");
+        assert_eq!(utc(Period::Minute), Some(T - 18 + 60));
+        assert_eq!(utc(Period::Hour), Some(T - 26 * 60 - 18 + 3_600));
+        assert_eq!(
+            utc(Period::Day),
+            Some(T - (14 * 3_600 + 26 * 60 + 18) + 86_400)
+        );
+        // +05:30: local 19:56:18, so the next local hour is 20:00 = 14:30 UTC, and local
+        // midnight is 18:30 UTC.
+        let india = |p| {
+            policy(p, 5 * 3_600 + 1_800)
+                .next_boundary(at(T))
+                .map(unix_seconds)
+        };
+        assert_eq!(
+            format_stamp(india(Period::Hour).unwrap()),
+            "20261124T143000Z"
+        );
+        assert_eq!(
+            format_stamp(india(Period::Day).unwrap()),
+            "20261124T183000Z"
+        );
+        // -08:00: local 06:26:18, local midnight is 08:00 UTC the next day.
+        let west = policy(Period::Day, -8 * 3_600)
+            .next_boundary(at(T))
+            .map(unix_seconds);
+        assert_eq!(format_stamp(west.unwrap()), "20261125T080000Z");
+        // A time exactly on a boundary belongs to the new period.
+        let on = policy(Period::Minute, 0)
+            .next_boundary(at(T - 18))
+            .map(unix_seconds);
+        assert_eq!(on, Some(T - 18 + 60));
+    }
+
+    #[test]
+    fn size_limit_leaves_room_for_oversized_lines_in_empty_files() {
+        let p = Policy {
+            max_file_size: Some(100),
+            period: None,
+            offset: UtcOffset::UTC,
+        };
+        assert!(!p.size_exceeded(0, 100));
+        assert!(!p.size_exceeded(60, 40));
+        assert!(p.size_exceeded(60, 41));
+        assert!(!p.size_exceeded(0, 1_000));
+        assert!(p.size_exceeded(1_000, 1));
+    }
+
+    #[test]
+    fn names_increase_within_a_second_and_when_the_clock_goes_back() {
+        let mut namer = Namer::new("app", None);
+        let mut names: Vec<String> = (0..1_000).map(|_| namer.next(at(T))).collect();
+        names.push(namer.next(at(T - 3_600))); // the clock went back an hour
+        names.push(namer.next(at(T + 1)));
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert_eq!(names[0], "app.20261124T142618Z.000000.log");
+        assert_eq!(names[999], "app.20261124T142618Z.000999.log");
+        assert_eq!(names[1000], "app.20261124T142618Z.001000.log");
+        assert_eq!(names[1001], "app.20261124T142619Z.000000.log");
+        let unique: std::collections::HashSet<_> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+    }
+
+    #[test]
+    fn a_namer_continues_after_an_earlier_run() {
+        let earlier = parse_rotated("app", "app.20261124T142618Z.000007.log.gz").unwrap();
+        let mut namer = Namer::new("app", Some(earlier.position));
+        // Even with the clock now behind the earlier run.
+        assert_eq!(namer.next(at(T - 60)), "app.20261124T142618Z.000008.log");
+    }
+
+    #[test]
+    fn the_sequence_never_grows_a_seventh_digit() {
+        let mut namer = Namer::new("app", Some((T, SEQ_LIMIT - 1)));
+        assert_eq!(namer.next(at(T)), "app.20261124T142619Z.000000.log");
+    }
+
+    #[test]
+    fn only_exact_rotated_names_parse() {
+        let ok = parse_rotated("app", "app.20261124T142618Z.000001.log").unwrap();
+        assert_eq!(ok.kind, Kind::Log);
+        assert_eq!(ok.position, (T, 1));
+        let gz = parse_rotated("app", "app.20261124T142618Z.000001.log.gz").unwrap();
+        assert_eq!(
+            (gz.kind, gz.log_name.as_str()),
+            (Kind::Gz, "app.20261124T142618Z.000001.log")
+        );
+        let tmp = parse_rotated("app", "app.20261124T142618Z.000001.log.gz.tmp").unwrap();
+        assert_eq!(tmp.kind, Kind::GzTmp);
+        assert!(parse_rotated("app.v2", "app.v2.20261124T142618Z.000001.log").is_some());
+        for foreign in [
+            "app.log",
+            "app.notes.txt",
+            "other.log",
+            "app.backup.log.old",
+            "app.20261124T142618Z.000001.log.old",
+            "app.20261124T142618Z.1.log",
+            "app.20261124T142618Z.0000001.log",
+            "app.20261124t142618Z.000001.log",
+            "app.20261324T142618Z.000001.log",
+            "app2.20261124T142618Z.000001.log",
+            "xapp.20261124T142618Z.000001.log",
+            "app.20261124T142618Z.000001.gz",
+        ] {
+            assert_eq!(parse_rotated("app", foreign), None, "{foreign}");
+        }
+    }
+}
