@@ -100,6 +100,8 @@ struct Worker {
     /// When to retry the queue after a failed compression.
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// `Finish` has arrived: end after this round of work.
+    finishing: bool,
 }
 
 impl Worker {
@@ -109,13 +111,15 @@ impl Worker {
             queue: VecDeque::new(),
             retry_at: None,
             backoff: MIN_BACKOFF,
+            finishing: false,
         }
     }
 
     fn run(mut self, rx: Receiver<Job>) {
         self.recover();
-        self.work();
-        loop {
+        self.work(&rx);
+        // Ends after the round of work that follows `Finish`: every queued file got its try.
+        while !self.finishing {
             let job = match self.retry_at {
                 Some(at) => match rx.recv_deadline(at) {
                     Ok(job) => Some(job),
@@ -127,20 +131,30 @@ impl Worker {
             match job {
                 Some(Job::Rotated(name)) => self.queue.push_back(name),
                 Some(Job::Finish) => {
+                    self.finishing = true;
                     self.retry_at = None;
-                    self.work();
-                    return;
                 }
                 None => self.retry_at = None,
             }
             if self.retry_at.is_none() {
-                self.work();
+                self.work(&rx);
             }
         }
     }
 
     /// Compresses what is queued, then applies retention.
-    fn work(&mut self) {
+    ///
+    /// Files the writer has rotated but not yet announced are taken into the queue first:
+    /// retention must see every rotated file compressed (or failing to compress, and then
+    /// left alone), never judge a fresh `.log` by its uncompressed size.
+    fn work(&mut self, rx: &Receiver<Job>) {
+        loop {
+            match rx.try_recv() {
+                Ok(Job::Rotated(name)) => self.queue.push_back(name),
+                Ok(Job::Finish) => self.finishing = true,
+                Err(_) => break,
+            }
+        }
         if let Compression::Gzip { level } = self.config.compression {
             while let Some(name) = self.queue.front() {
                 match gzip_file(&self.config.dir, name, level) {
@@ -219,6 +233,7 @@ impl Worker {
         if retention.is_unlimited() {
             return;
         }
+        let gzip = matches!(self.config.compression, Compression::Gzip { .. });
         let mut candidates = Vec::new();
         for (log_name, forms) in self.scan() {
             // A `.log` beside its `.gz` (a compression in flight at start-up) is one file.
@@ -229,7 +244,11 @@ impl Worker {
             let Some(parsed) = parse_rotated(&self.config.base, &log_name) else {
                 continue;
             };
-            if forms.is_empty() {
+            // With compression on, a rotated `.log` without its `.gz` is still on its way to
+            // the compressor (announced or not yet, or failing and retried): it is judged once
+            // compressed, never deleted for its uncompressed size.
+            let pending = gzip && !forms.iter().any(|(kind, _, _)| *kind == Kind::Gz);
+            if forms.is_empty() || pending {
                 continue;
             }
             candidates.push(Candidate {
@@ -244,7 +263,6 @@ impl Worker {
             });
         }
         for doomed in retention.select(candidates, self.config.clock.now()) {
-            self.queue.retain(|queued| *queued != doomed.name);
             let gz = self.remove(&format!("{}.gz", doomed.name));
             let log = self.remove(&doomed.name);
             if gz || log {

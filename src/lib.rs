@@ -83,6 +83,8 @@ mod record;
 mod retention;
 mod rotation;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 pub use builder::{Builder, LogSink, Overflow, MAX_QUEUE_CAPACITY};
