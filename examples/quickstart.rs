@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             "request served"
                         ),
                         1 => tracing::debug!(
-                            cache_hit = i % 3 == 0,
+                            cache_hit = i.is_multiple_of(3),
                             latency_ms = (i % 97) as f64 * 0.37,
                             "cache lookup"
                         ),

@@ -279,12 +279,14 @@ impl Builder {
             self.flush_interval,
             preamble,
         );
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("logsink-writer".to_owned())
             .spawn(move || writer.run())
             .map_err(|source| Error::SpawnThread {
                 source: Arc::new(source),
-            })?;
+            })?
+            .thread()
+            .clone();
 
         let layer = SinkLayer {
             tx: tx.clone(),
@@ -292,8 +294,9 @@ impl Builder {
             shared: shared.clone(),
             overflow: self.overflow,
             clock,
+            writer: writer.clone(),
         };
-        Ok((layer, SinkGuard::new(tx, shared)))
+        Ok((layer, SinkGuard::new(tx, shared, writer)))
     }
 
     fn validate(&self) -> Result<(), Error> {

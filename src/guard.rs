@@ -9,6 +9,7 @@
 
 use std::sync::atomic::Ordering::Release;
 use std::sync::Arc;
+use std::thread::Thread;
 
 use crossbeam_channel::{Sender, TrySendError};
 
@@ -41,15 +42,18 @@ use crate::{Error, Stats};
 pub struct SinkGuard {
     tx: Sender<Msg>,
     shared: Arc<Shared>,
+    /// The writer thread, unparked after each marker so that it answers at once.
+    writer: Thread,
     /// Set once a shutdown was completed, so `Drop` does nothing more.
     done: bool,
 }
 
 impl SinkGuard {
-    pub(crate) fn new(tx: Sender<Msg>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(tx: Sender<Msg>, shared: Arc<Shared>, writer: Thread) -> Self {
         SinkGuard {
             tx,
             shared,
+            writer,
             done: false,
         }
     }
@@ -76,9 +80,7 @@ impl SinkGuard {
     /// As [`flush`](SinkGuard::flush).
     pub fn flush_blocking(&self) -> Result<(), Error> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.tx
-            .send(Msg::Flush(Reply::Blocking(tx)))
-            .map_err(|_| Error::WriterGone)?;
+        self.send_blocking(Msg::Flush(Reply::Blocking(tx)))?;
         rx.recv().map_err(|_| Error::WriterGone)?
     }
 
@@ -116,26 +118,39 @@ impl SinkGuard {
         // this thread logged before it.
         self.shared.closed.store(true, Release);
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.tx
-            .send(Msg::Shutdown(Reply::Blocking(tx)))
-            .map_err(|_| Error::WriterGone)?;
+        self.send_blocking(Msg::Shutdown(Reply::Blocking(tx)))?;
         rx.recv().map_err(|_| Error::WriterGone)?
     }
 
-    /// Sends a marker without blocking the current thread: when the queue is full, a helper
-    /// thread waits for room instead (rare: only under a burst that fills the whole queue).
+    /// Sends a marker, waiting for room in the queue, and wakes the writer.
+    fn send_blocking(&self, msg: Msg) -> Result<(), Error> {
+        self.writer.unpark();
+        let sent = self.tx.send(msg).map_err(|_| Error::WriterGone);
+        self.writer.unpark();
+        sent
+    }
+
+    /// Sends a marker without blocking the current thread, and wakes the writer: when the
+    /// queue is full, a helper thread waits for room instead (rare: only under a burst that
+    /// fills the whole queue).
     fn send_without_blocking(&self, msg: Msg) -> Result<(), Error> {
+        self.writer.unpark();
         match self.tx.try_send(msg) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.writer.unpark();
+                Ok(())
+            }
             Err(TrySendError::Disconnected(_)) => Err(Error::WriterGone),
             Err(TrySendError::Full(msg)) => {
                 let tx = self.tx.clone();
+                let writer = self.writer.clone();
                 std::thread::Builder::new()
                     .name("logsink-marker".to_owned())
                     .spawn(move || {
                         // If the writer is gone the marker is dropped with its reply sender,
                         // and the waiter sees `WriterGone`.
                         let _ = tx.send(msg);
+                        writer.unpark();
                     })
                     .map(drop)
                     .map_err(|source| Error::SpawnThread {

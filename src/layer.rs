@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering::Acquire;
 use std::sync::Arc;
+use std::thread::Thread;
 
 use crossbeam_channel::{Sender, TrySendError};
 use tracing::span::{Attributes, Id, Record as SpanRecord};
@@ -36,18 +37,28 @@ pub struct SinkLayer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) overflow: Overflow,
     pub(crate) clock: Clock,
+    /// The writer thread, to wake when the queue is full.
+    pub(crate) writer: Thread,
 }
 
 impl SinkLayer {
     /// Hands a record to the writer according to the overflow policy.
+    ///
+    /// The common case is one lock-free `try_send` and no system call: the writer polls the
+    /// queue and is never blocked on it, so nobody needs waking. Only a full queue wakes the
+    /// writer early (an `unpark`) before waiting for room or dropping.
     #[inline]
     fn send(&self, record: Record) {
-        let sent = match self.overflow {
-            Overflow::Block => self.tx.send(Msg::Event(record)).is_ok(),
-            Overflow::DropNewest => match self.tx.try_send(Msg::Event(record)) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            },
+        let sent = match self.tx.try_send(Msg::Event(record)) {
+            Ok(()) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Full(msg)) => {
+                self.writer.unpark();
+                match self.overflow {
+                    Overflow::Block => self.tx.send(msg).is_ok(),
+                    Overflow::DropNewest => false,
+                }
+            }
         };
         if !sent {
             self.shared.dropped(1);

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::clock::Clock;
 use crate::format::LineFormatter;
@@ -43,6 +43,14 @@ const WRITE_THRESHOLD: usize = 256 * 1024;
 const MAX_PENDING: usize = 16 * 1024 * 1024;
 /// Messages handled between two checks of the flush deadline.
 const MAX_BATCH: usize = 1024;
+/// How long after a period boundary a quiet active file is rotated (see
+/// `Writer::rotate_if_period_over`).
+const IDLE_ROTATION_GRACE: Duration = Duration::from_secs(1);
+/// The writer's first and longest park between two polls of an empty queue. The shortest
+/// keeps a busy sink's batches small; the longest bounds how long a burst waits for the
+/// writer to notice it (the queue absorbs it meanwhile).
+const MIN_IDLE: Duration = Duration::from_micros(100);
+const MAX_IDLE: Duration = Duration::from_millis(10);
 /// First and longest wait between retries of a failed write.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -140,7 +148,14 @@ impl Writer {
     }
 
     /// The thread's body.
+    ///
+    /// The writer polls: it drains the channel with `try_recv`, then parks for a short,
+    /// growing while (never past a deadline). Callers therefore never find the writer blocked
+    /// on the channel, and a send never has to wake it with a system call: the caller's path
+    /// stays free of syscalls. Markers unpark the writer at once; a caller that finds the queue
+    /// full unparks it before waiting (see `SinkLayer::send`).
     pub(crate) fn run(mut self) {
+        let mut idle = MIN_IDLE;
         loop {
             if self.retry_at.is_some() && self.out.len() >= MAX_PENDING {
                 // Backpressure: leave the queue alone until the disk takes data again.
@@ -148,36 +163,50 @@ impl Writer {
                 self.write_out();
                 continue;
             }
-            let msg = match self.wake_at() {
-                Some(at) => match self.rx.recv_deadline(at) {
-                    Ok(msg) => Some(msg),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                },
-                None => match self.rx.recv() {
-                    Ok(msg) => Some(msg),
-                    Err(_) => break,
-                },
-            };
-            if let Some(msg) = msg {
-                if self.handle(msg) == Flow::Closed {
-                    return self.count_late_events();
-                }
-                for _ in 0..MAX_BATCH {
-                    let Ok(msg) = self.rx.try_recv() else { break };
-                    if self.handle(msg) == Flow::Closed {
-                        return self.count_late_events();
+            let mut received = 0usize;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(msg) => {
+                        received += 1;
+                        if self.handle(msg) == Flow::Closed {
+                            return self.count_late_events();
+                        }
+                        if received.is_multiple_of(MAX_BATCH) {
+                            self.write_if_due();
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        // Every sender is gone without a shutdown marker (the guard was leaked
+                        // and the layer dropped): still write what was accepted.
+                        let _ = self.close();
+                        return;
                     }
                 }
             }
-            if self.wake_at().is_some_and(|at| at <= Instant::now()) {
-                self.write_out();
-            }
+            self.write_if_due();
             self.rotate_if_period_over();
+            idle = if received > 0 {
+                MIN_IDLE
+            } else {
+                (idle * 2).min(MAX_IDLE)
+            };
+            let wait = self.wake_at().map_or(idle, |at| {
+                at.saturating_duration_since(Instant::now()).min(idle)
+            });
+            thread::park_timeout(wait);
         }
-        // Every sender is gone without a shutdown marker (the guard was leaked and the layer
-        // dropped): still write what was accepted.
-        let _ = self.close();
+    }
+
+    /// Writes (or retries writing) the buffer if its deadline has come.
+    fn write_if_due(&mut self) {
+        if self
+            .retry_at
+            .or(self.flush_due)
+            .is_some_and(|at| at <= Instant::now())
+        {
+            self.write_out();
+        }
     }
 
     /// When the loop must wake without a message: the retry time while writes fail (the flush
@@ -190,8 +219,11 @@ impl Writer {
             .next_boundary
             .filter(|_| self.active.len > 0)
             .map(|b| {
-                let wait = b.duration_since(self.clock.now()).unwrap_or(Duration::ZERO);
-                Instant::now() + wait
+                let wait = (b + IDLE_ROTATION_GRACE)
+                    .duration_since(self.clock.now())
+                    .unwrap_or(Duration::ZERO);
+                // Not before a failed rename may be retried.
+                (Instant::now() + wait).max(self.rotate_retry_at.unwrap_or(Instant::now()))
             });
         match (io, boundary) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -199,14 +231,23 @@ impl Writer {
         }
     }
 
-    /// Rotates a non-empty file whose period ended while no event came (checked on every
-    /// wake-up, so a quiet file is still rotated, compressed and subject to retention).
+    /// Rotates a non-empty file whose period ended while no event came, so that a quiet file
+    /// is still rotated, compressed and subject to retention.
+    ///
+    /// Only with the queue empty, and [`IDLE_ROTATION_GRACE`] after the boundary: events
+    /// stamped before the boundary that are still queued (a backlog), or stamped but not yet
+    /// sent (a preempted caller), must land in the old file; the events' own times decide
+    /// rotation whenever events flow.
     fn rotate_if_period_over(&mut self) {
-        if self.active.len == 0 {
+        if self.active.len == 0 || !self.rx.is_empty() {
             return;
         }
         let now = self.clock.now();
-        if self.active.next_boundary.is_some_and(|b| now >= b) {
+        if self
+            .active
+            .next_boundary
+            .is_some_and(|b| now >= b + IDLE_ROTATION_GRACE)
+        {
             self.rotate(now);
         }
     }

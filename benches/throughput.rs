@@ -1,0 +1,340 @@
+//! Side-by-side benchmark: logsink against tracing-appender on the same workload, in one run.
+//!
+//! `cargo bench --bench throughput` runs every configuration several times, alternating, each
+//! run in a fresh child process (so peak RSS is that sink's alone), and prints medians:
+//!
+//! - **throughput**: 4 threads log flat out; the clock stops when shutdown has returned (for
+//!   logsink: every rotated file compressed). 64 MiB rotation.
+//! - **caller latency**: the same 4 threads paced at a rate every sink keeps up with; each
+//!   call is timed on the calling thread; p50, p99, p99.9 and max over all calls.
+//!
+//! Settings (environment): `BENCH_ROUNDS` (default 5), `BENCH_EVENTS` per thread for the
+//! throughput runs (default 250,000), `BENCH_RATE` events/s per thread for the latency runs
+//! (default 25,000), `BENCH_SECONDS` length of a latency run (default 2).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+const THREADS: usize = 4;
+const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The sinks compared.
+const SINKS: [&str; 3] = ["tracing-appender", "logsink-gzip6", "logsink-none"];
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("LOGSINK_BENCH_CHILD") {
+        let (mode, sink) = spec.split_once(':').expect("mode:sink");
+        child(mode, sink);
+        return;
+    }
+    let rounds = env_or("BENCH_ROUNDS", 5);
+    let mut results: BTreeMap<(String, String), Vec<BTreeMap<String, f64>>> = BTreeMap::new();
+    for round in 0..rounds {
+        for mode in ["throughput", "latency"] {
+            for sink in SINKS {
+                eprint!(
+                    "\rround {}/{rounds}: {mode} {sink}                ",
+                    round + 1
+                );
+                let r = run_child(mode, sink);
+                results
+                    .entry((mode.to_owned(), sink.to_owned()))
+                    .or_default()
+                    .push(r);
+            }
+        }
+    }
+    eprintln!();
+    report(&results, rounds);
+}
+
+fn run_child(mode: &str, sink: &str) -> BTreeMap<String, f64> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env("LOGSINK_BENCH_CHILD", format!("{mode}:{sink}"))
+        .output()
+        .expect("running the benchmark child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child {mode}:{sink} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("a RESULT line");
+    line.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_owned(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+/// One run, in this (child) process: prints `RESULT key=value ...`.
+fn child(mode: &str, sink: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, finish) = make_sink(sink, dir.path());
+    let mut result = BTreeMap::new();
+    match mode {
+        "throughput" => {
+            let per_thread = env_or("BENCH_EVENTS", 250_000);
+            let start = Instant::now();
+            run_threads(&dispatch, move |t, dispatch| {
+                tracing::dispatcher::with_default(dispatch, || {
+                    let span = tracing::info_span!("worker", thread = t, role = "bench");
+                    let _entered = span.enter();
+                    for i in 0..per_thread {
+                        emit(i);
+                    }
+                });
+                Vec::new()
+            });
+            drop(dispatch);
+            let dropped = finish();
+            let secs = start.elapsed().as_secs_f64();
+            let events = per_thread as f64 * THREADS as f64;
+            result.insert("events_per_s", (events - dropped as f64) / secs);
+            result.insert("dropped", dropped as f64);
+            result.insert("events", events);
+        }
+        _ => {
+            let rate = env_or("BENCH_RATE", 25_000);
+            let seconds = env_or("BENCH_SECONDS", 2);
+            let per_thread = rate * seconds;
+            let samples = run_threads(&dispatch, move |t, dispatch| {
+                let mut samples = Vec::with_capacity(per_thread as usize);
+                tracing::dispatcher::with_default(dispatch, || {
+                    let span = tracing::info_span!("worker", thread = t, role = "bench");
+                    let _entered = span.enter();
+                    let start = Instant::now();
+                    let gap = Duration::from_secs(1) / rate as u32;
+                    for i in 0..per_thread {
+                        // Paced in bursts of 64 so that the pacing itself does not spin.
+                        if i % 64 == 0 {
+                            let due = start + gap * i as u32;
+                            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                                std::thread::sleep(wait);
+                            }
+                        }
+                        let t0 = Instant::now();
+                        emit(i);
+                        samples.push(t0.elapsed().as_nanos() as u64);
+                    }
+                });
+                samples
+            });
+            drop(dispatch);
+            let dropped = finish();
+            let mut all: Vec<u64> = samples.into_iter().flatten().collect();
+            all.sort_unstable();
+            let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize] as f64;
+            result.insert("p50_ns", pct(0.50));
+            result.insert("p99_ns", pct(0.99));
+            result.insert("p999_ns", pct(0.999));
+            result.insert("max_ns", *all.last().unwrap() as f64);
+            result.insert("dropped", dropped as f64);
+        }
+    }
+    result.insert("peak_rss_mib", peak_rss_kib() as f64 / 1024.0);
+    result.insert("disk_mib", dir_bytes(dir.path()) as f64 / (1024.0 * 1024.0));
+    let line: Vec<String> = result.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    println!("RESULT {}", line.join(" "));
+}
+
+type Finish = Box<dyn FnOnce() -> u64>;
+
+/// A dispatcher logging into `dir` through `sink`, and what ends it (returning events dropped).
+fn make_sink(sink: &str, dir: &Path) -> (Dispatch, Finish) {
+    match sink {
+        "tracing-appender" => {
+            let file = tracing_appender::rolling::never(dir, "app.log");
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .finish(file);
+            let layer = tracing_subscriber::fmt::layer().json().with_writer(writer);
+            let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+            // Dropping the worker guard flushes and joins its writer; it drops nothing when
+            // not lossy.
+            (
+                dispatch,
+                Box::new(move || {
+                    drop(guard);
+                    0
+                }),
+            )
+        }
+        _ => {
+            let compression = if sink.ends_with("gzip6") {
+                logsink::Compression::Gzip { level: 6 }
+            } else {
+                logsink::Compression::None
+            };
+            let (layer, guard) = logsink::LogSink::builder()
+                .directory(dir)
+                .max_file_size(ROTATE_BYTES)
+                .compression(compression)
+                .build()
+                .unwrap();
+            let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+            (
+                dispatch,
+                Box::new(move || {
+                    let stats = guard.shutdown_blocking().unwrap();
+                    stats.events_dropped
+                }),
+            )
+        }
+    }
+}
+
+fn run_threads<F>(dispatch: &Dispatch, body: F) -> Vec<Vec<u64>>
+where
+    F: Fn(usize, &Dispatch) -> Vec<u64> + Send + Sync + 'static,
+{
+    let body = Arc::new(body);
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (body, barrier, dispatch) = (body.clone(), barrier.clone(), dispatch.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                body(t, &dispatch)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+/// The workload: four event shapes at different levels, 3 to 5 fields each, so that the
+/// text varies the way real logs do.
+#[inline(never)]
+fn emit(i: u64) {
+    match i % 4 {
+        0 => tracing::info!(
+            request_id = format_args!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            method = "GET",
+            path = "/api/v1/items",
+            status = 200u16,
+            "request served in {} us",
+            150 + i % 700
+        ),
+        1 => tracing::debug!(
+            cache = "items",
+            hit = !i.is_multiple_of(3),
+            ratio = (i % 1000) as f64 / 1000.0,
+            "cache lookup"
+        ),
+        2 => tracing::warn!(
+            upstream = "billing",
+            attempt = i % 5,
+            latency_ms = 20.5 + (i % 300) as f64,
+            user = "user-4711",
+            "slow upstream"
+        ),
+        _ => tracing::error!(
+            error = "connection reset by peer",
+            code = -104i32,
+            retry = i.is_multiple_of(2),
+            "request {} failed",
+            i
+        ),
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn report(results: &BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>, rounds: u64) {
+    let get = |mode: &str, sink: &str, key: &str| -> f64 {
+        let mut v: Vec<f64> = results[&(mode.to_owned(), sink.to_owned())]
+            .iter()
+            .map(|r| r[key])
+            .collect();
+        median(&mut v)
+    };
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    println!("\nlogsink vs tracing-appender: {THREADS} threads, medians of {rounds} rounds, {cpus} CPUs ({cpu})\n");
+    println!(
+        "| sink | events/s | p50 | p99 | p99.9 | max | peak RSS (tput) | disk (tput) | dropped |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for sink in SINKS {
+        println!(
+            "| {sink} | {:.0} | {:.0} ns | {:.0} ns | {:.0} ns | {:.0} µs | {:.1} MiB | {:.1} MiB | {:.0} |",
+            get("throughput", sink, "events_per_s"),
+            get("latency", sink, "p50_ns"),
+            get("latency", sink, "p99_ns"),
+            get("latency", sink, "p999_ns"),
+            get("latency", sink, "max_ns") / 1000.0,
+            get("throughput", sink, "peak_rss_mib"),
+            get("throughput", sink, "disk_mib"),
+            get("throughput", sink, "dropped") + get("latency", sink, "dropped"),
+        );
+    }
+    let base = "tracing-appender";
+    println!("\nratios against {base} (same run):\n");
+    println!("| sink | throughput | p50 | p99 | p99.9 |");
+    println!("|---|---:|---:|---:|---:|");
+    for sink in &SINKS[1..] {
+        println!(
+            "| {sink} | {:.2}× | 1/{:.1} | 1/{:.1} | 1/{:.1} |",
+            get("throughput", sink, "events_per_s") / get("throughput", base, "events_per_s"),
+            get("latency", base, "p50_ns") / get("latency", sink, "p50_ns"),
+            get("latency", base, "p99_ns") / get("latency", sink, "p99_ns"),
+            get("latency", base, "p999_ns") / get("latency", sink, "p999_ns"),
+        );
+    }
+}
