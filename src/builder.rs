@@ -22,8 +22,9 @@ use crate::{Error, SinkGuard, SinkLayer};
 /// each), so this caps that allocation near 330 MiB.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 22;
 
-/// The most recycled buffers kept between the writer and callers.
-const MAX_POOL: usize = 4096;
+/// Recycled buffers kept beyond the queue's capacity: those in callers' stashes and in the
+/// writer's hands.
+const POOL_SLACK: usize = 4096;
 
 /// What a caller does when the queue to the writer is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -258,7 +259,8 @@ impl Builder {
         .spawn()?;
 
         let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
-        let (giver, taker) = record::pool(self.queue_capacity.min(MAX_POOL));
+        // Room for as many buffers as can be in flight, so that steady state never allocates.
+        let (giver, taker) = record::pool(self.queue_capacity + POOL_SLACK);
         let active = ActiveFile {
             dir,
             path,
@@ -295,6 +297,7 @@ impl Builder {
             overflow: self.overflow,
             clock,
             writer: writer.clone(),
+            id: crate::layer::next_layer_id(),
         };
         Ok((layer, SinkGuard::new(tx, shared, writer)))
     }

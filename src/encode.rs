@@ -242,13 +242,38 @@ pub(crate) struct SpanFields {
     values: Vec<(&'static str, Vec<u8>)>,
     /// `{"k":v,...,"name":"span name"}`.
     json: Vec<u8>,
+    /// `[root,...,this span]`: the `spans` list of an event whose current span is this one.
+    chain: Vec<u8>,
+    /// The layer that built `chain`, and the record generation it was built at.
+    chain_owner: u64,
+    chain_generation: u64,
 }
 
 impl SpanFields {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(owner: u64) -> Self {
         SpanFields {
             values: Vec::new(),
             json: Vec::new(),
+            chain: Vec::new(),
+            chain_owner: owner,
+            chain_generation: u64::MAX,
+        }
+    }
+
+    /// The cached `spans` list, if `layer` built it and no record happened since
+    /// `generation`.
+    pub(crate) fn chain(&self, layer: u64, generation: u64) -> Option<&[u8]> {
+        (self.chain_owner == layer && self.chain_generation == generation)
+            .then_some(&self.chain[..])
+    }
+
+    /// Caches the `spans` list built by `layer` at `generation` (only the layer that created
+    /// the span caches: another layer may filter spans differently).
+    pub(crate) fn set_chain(&mut self, layer: u64, generation: u64, chain: &[u8]) {
+        if self.chain_owner == layer {
+            self.chain.clear();
+            self.chain.extend_from_slice(chain);
+            self.chain_generation = generation;
         }
     }
 

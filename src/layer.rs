@@ -1,6 +1,7 @@
 //! The caller side: a [`Layer`] that encodes events and hands them to the writer.
 
-use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::thread::Thread;
 
@@ -39,6 +40,8 @@ pub struct SinkLayer {
     pub(crate) clock: Clock,
     /// The writer thread, to wake when the queue is full.
     pub(crate) writer: Thread,
+    /// This layer's identity for span caches (see [`next_layer_id`]).
+    pub(crate) id: u64,
 }
 
 impl SinkLayer {
@@ -66,6 +69,19 @@ impl SinkLayer {
     }
 }
 
+/// Bumped after every `record` on any span: a span's cached `spans` list built before the bump
+/// may show an ancestor's old fields and is rebuilt. Process-wide, because sinks on one registry
+/// share their spans' [`SpanFields`].
+static RECORD_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Gives each layer an identity, so that only the layer that built a span's cached list uses
+/// it (another layer's per-layer filter may see a different list).
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_layer_id() -> u64 {
+    NEXT_LAYER_ID.fetch_add(1, Relaxed)
+}
+
 /// Copies a span's rendered JSON object into `out`.
 fn push_span<S>(span: &SpanRef<'_, S>, out: &mut Vec<u8>)
 where
@@ -77,21 +93,101 @@ where
     }
 }
 
+/// Writes `[root, ..., span]` — the span objects of `span`'s scope — by walking the registry.
+fn push_scope<S>(span: &SpanRef<'_, S>, out: &mut Vec<u8>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    out.push(b'[');
+    for (i, span) in span.scope().from_root().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_span(&span, out);
+    }
+    out.push(b']');
+}
+
+impl SinkLayer {
+    /// Writes the `span` object (if `with_json`) and the `spans` list of `current`, from the
+    /// span's cache when it is this layer's and no `record` happened since it was built.
+    fn push_current<S>(&self, current: &SpanRef<'_, S>, with_json: bool, out: &mut Vec<u8>)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        // Acquire pairs with the Release bump in `on_record`: a cache stamped with the
+        // generation read here includes every record whose bump happened before.
+        let generation = RECORD_GENERATION.load(Acquire);
+        {
+            let extensions = current.extensions();
+            if let Some(fields) = extensions.get::<SpanFields>() {
+                if with_json {
+                    out.extend_from_slice(b",\"span\":");
+                    out.extend_from_slice(fields.json());
+                }
+                out.extend_from_slice(b",\"spans\":");
+                if let Some(chain) = fields.chain(self.id, generation) {
+                    out.extend_from_slice(chain);
+                    return;
+                }
+            } else {
+                if with_json {
+                    out.extend_from_slice(b",\"span\":");
+                    span_json_without_fields(current.name(), out);
+                }
+                out.extend_from_slice(b",\"spans\":");
+            }
+        }
+        // Slow path: walk the scope, then cache the result for the next events.
+        let start = out.len();
+        push_scope(current, out);
+        if let Some(fields) = current.extensions_mut().get_mut::<SpanFields>() {
+            fields.set_chain(self.id, generation, &out[start..]);
+        }
+    }
+}
+
 impl<S> Layer<S> for SinkLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
         // Two sinks on one registry share the rendering: it depends only on the span.
-        if extensions.get_mut::<SpanFields>().is_some() {
+        if span.extensions().get::<SpanFields>().is_some() {
             return;
         }
-        let mut fields = SpanFields::new();
+        let mut fields = SpanFields::new(self.id);
         attrs.record(&mut SpanVisitor(&mut fields));
         fields.render(span.name());
-        extensions.insert(fields);
+
+        // The `spans` list of events inside this span: its parents' list plus itself, built
+        // once here rather than walked on every event.
+        let generation = RECORD_GENERATION.load(Acquire);
+        let mut chain = Vec::with_capacity(64);
+        match span.parent() {
+            Some(parent) => {
+                let cached = parent
+                    .extensions()
+                    .get::<SpanFields>()
+                    .and_then(|f| f.chain(self.id, generation).map(<[u8]>::to_vec));
+                match cached {
+                    Some(parent_chain) => chain = parent_chain,
+                    None => push_scope(&parent, &mut chain),
+                }
+                chain.pop(); // `]`
+                chain.push(b',');
+            }
+            None => chain.push(b'['),
+        }
+        chain.extend_from_slice(fields.json());
+        chain.push(b']');
+        fields.set_chain(self.id, generation, &chain);
+
+        let mut extensions = span.extensions_mut();
+        if extensions.get_mut::<SpanFields>().is_none() {
+            extensions.insert(fields);
+        }
     }
 
     fn on_record(&self, id: &Id, values: &SpanRecord<'_>, ctx: Context<'_, S>) {
@@ -101,6 +197,9 @@ where
             // With two sinks on one registry each records the same values: idempotent.
             values.record(&mut SpanVisitor(fields));
             fields.render(span.name());
+            // After the new fields are in place (Release): every cached `spans` list in the
+            // process is now stale, this span's and its descendants'.
+            RECORD_GENERATION.fetch_add(1, Release);
         }
     }
 
@@ -119,23 +218,19 @@ where
 
         // The same choice of spans as tracing-subscriber's JSON formatter: `span` is the
         // explicit parent or else the current span; `spans` is always the current scope.
-        let leaf = event
-            .parent()
-            .and_then(|id| ctx.span(id))
-            .or_else(|| ctx.lookup_current());
-        if let Some(leaf) = leaf {
-            buf.extend_from_slice(b",\"span\":");
-            push_span(&leaf, &mut buf);
-            buf.extend_from_slice(b",\"spans\":[");
-            if let Some(current) = ctx.lookup_current() {
-                for (i, span) in current.scope().from_root().enumerate() {
-                    if i > 0 {
-                        buf.push(b',');
-                    }
-                    push_span(&span, &mut buf);
+        let explicit = event.parent().and_then(|id| ctx.span(id));
+        let current = ctx.lookup_current();
+        match (explicit, current) {
+            (None, Some(current)) => self.push_current(&current, true, &mut buf),
+            (Some(parent), current) => {
+                buf.extend_from_slice(b",\"span\":");
+                push_span(&parent, &mut buf);
+                match current {
+                    Some(current) => self.push_current(&current, false, &mut buf),
+                    None => buf.extend_from_slice(b",\"spans\":[]"),
                 }
             }
-            buf.push(b']');
+            (None, None) => {}
         }
 
         self.send(Record {

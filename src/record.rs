@@ -5,10 +5,11 @@
 //! [`Msg::Shutdown`]) travel through the same FIFO channel as events, so "everything sent before
 //! the marker" is exact.
 //!
-//! Buffers are recycled: the writer clears each record's buffer and offers it back through a
-//! bounded pool channel; callers take one from the pool before allocating. In steady state no
-//! event allocates.
+//! Buffers are recycled: the writer clears each record's buffer and sends it back, in batches,
+//! through a bounded pool channel; callers take a batch into a thread-local stash and use it
+//! before allocating. In steady state no event allocates.
 
+use std::cell::RefCell;
 use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -70,39 +71,81 @@ impl<T> Reply<T> {
     }
 }
 
+/// Buffers travel back from the writer in batches of this many: one channel operation per
+/// batch rather than per event, so callers rarely touch the pool's shared cache lines.
+pub(crate) const POOL_BATCH: usize = 32;
+
+thread_local! {
+    /// Buffers this thread took from a pool and has not used yet. Shared by all sinks: a
+    /// buffer is a plain `Vec<u8>`, and one sink's buffer may go back to another's pool.
+    static STASH: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The caller's end of the buffer pool.
 #[derive(Debug, Clone)]
-pub(crate) struct PoolTaker(pub(crate) Receiver<Vec<u8>>);
+pub(crate) struct PoolTaker(pub(crate) Receiver<Vec<Vec<u8>>>);
 
 impl PoolTaker {
-    /// A cleared buffer: recycled if one is free, else new.
+    /// A cleared buffer: from this thread's stash, else from a batch the writer returned, else
+    /// new (at start-up, or while a burst has more buffers in flight than ever before). Only
+    /// when thread-locals are gone (a thread exiting) is a lone buffer allocated.
     #[inline]
     pub(crate) fn take(&self) -> Vec<u8> {
-        // `try_recv` on a bounded crossbeam channel is lock-free; an empty pool just means the
-        // writer has not returned enough buffers yet (start-up, or a burst).
-        self.0
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(INITIAL_CAPACITY))
+        STASH
+            .try_with(|stash| {
+                let mut stash = stash.borrow_mut();
+                if let Some(buf) = stash.pop() {
+                    return Some(buf);
+                }
+                // `try_recv` on a bounded crossbeam channel is lock-free. The batch's own
+                // `Vec` becomes the stash (the empty one is freed: no allocation here).
+                match self.0.try_recv() {
+                    Ok(batch) => *stash = batch,
+                    // More buffers are in flight than ever before: grow the population by a
+                    // whole batch, so that it reaches its steady size in few steps.
+                    Err(_) => {
+                        stash.extend((0..POOL_BATCH).map(|_| Vec::with_capacity(INITIAL_CAPACITY)))
+                    }
+                }
+                stash.pop()
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Vec::with_capacity(INITIAL_CAPACITY))
     }
 }
 
 /// The writer's end of the buffer pool.
 #[derive(Debug)]
-pub(crate) struct PoolGiver(pub(crate) Sender<Vec<u8>>);
+pub(crate) struct PoolGiver {
+    tx: Sender<Vec<Vec<u8>>>,
+    batch: Vec<Vec<u8>>,
+}
 
 impl PoolGiver {
     /// Offers a used buffer back; it is freed if it grew too large or the pool is full.
     #[inline]
-    pub(crate) fn give(&self, mut buf: Vec<u8>) {
-        if buf.capacity() <= MAX_POOLED_CAPACITY {
-            buf.clear();
-            let _ = self.0.try_send(buf);
+    pub(crate) fn give(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > MAX_POOLED_CAPACITY {
+            return;
+        }
+        buf.clear();
+        self.batch.push(buf);
+        if self.batch.len() == POOL_BATCH {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(POOL_BATCH));
+            let _ = self.tx.try_send(batch);
         }
     }
 }
 
-/// A pool with room for `capacity` buffers.
-pub(crate) fn pool(capacity: usize) -> (PoolGiver, PoolTaker) {
-    let (tx, rx) = crossbeam_channel::bounded(capacity);
-    (PoolGiver(tx), PoolTaker(rx))
+/// A pool with room for `buffers` buffers (in batches).
+pub(crate) fn pool(buffers: usize) -> (PoolGiver, PoolTaker) {
+    let (tx, rx) = crossbeam_channel::bounded(buffers.div_ceil(POOL_BATCH).max(1));
+    (
+        PoolGiver {
+            tx,
+            batch: Vec::with_capacity(POOL_BATCH),
+        },
+        PoolTaker(rx),
+    )
 }

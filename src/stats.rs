@@ -34,13 +34,27 @@ pub struct Stats {
     pub files_deleted: u64,
 }
 
+/// Keeps a value on a cache line of its own (128 bytes covers adjacent-line prefetching), so
+/// that the writer updating the counters beside it does not evict it from every caller's
+/// cache: callers read `closed` on every event.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CacheLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// State shared between callers, the writer thread and the guard.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     /// Set by the guard when shutdown begins: from then on the layer counts events as dropped
     /// instead of sending them. Read on every event; written once, so the cache line stays
     /// shared and the load stays cheap.
-    pub(crate) closed: AtomicBool,
+    pub(crate) closed: CacheLine<AtomicBool>,
     pub(crate) events_written: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
     pub(crate) bytes_written: AtomicU64,

@@ -441,7 +441,7 @@ impl Writer {
     }
 
     /// After shutdown: count whatever still arrives as dropped, until every sender is gone.
-    fn count_late_events(self) {
+    fn count_late_events(mut self) {
         for msg in self.rx.iter() {
             match msg {
                 Msg::Event(record) => {
