@@ -96,12 +96,15 @@ impl SinkGuard {
     pub async fn shutdown(mut self) -> Result<Stats, Error> {
         self.shared.closed.store(true, Release);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send_without_blocking(Msg::Shutdown(Reply::Async(tx)))?;
+        if let Err(error) = self.send_without_blocking(Msg::Shutdown(Reply::Async(tx))) {
+            self.done = true; // the writer is gone: `Drop` would only fail again
+            return Err(error);
+        }
         // If this future is dropped from here on, `Drop` sends a second marker and waits for
         // the first one's work; the writer answers it at once.
-        let result = rx.await.map_err(|_| Error::WriterGone)?;
+        let result = rx.await;
         self.done = true;
-        result
+        result.map_err(|_| Error::WriterGone)?
     }
 
     /// [`shutdown`](SinkGuard::shutdown) for code without an async runtime: blocks until done.

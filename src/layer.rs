@@ -13,6 +13,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::clock::Clock;
+use crate::current;
 use crate::encode::{span_json_without_fields, EventEncoder, SpanFields, SpanVisitor};
 use crate::record::{Msg, PoolTaker, Record};
 use crate::stats::Shared;
@@ -109,6 +110,35 @@ where
 }
 
 impl SinkLayer {
+    /// The span part of an event without an explicit parent: from this thread's stack of
+    /// entered spans when its bytes are fresh (no registry lookup at all), else rendered from
+    /// the registry and cached there for the next events.
+    fn push_contextual<S>(&self, ctx: &Context<'_, S>, out: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let generation = RECORD_GENERATION.load(Acquire);
+        match current::append(self.id, generation, out) {
+            current::Current::Appended | current::Current::None => {}
+            current::Current::Render(span) => {
+                let start = out.len();
+                if let Some(current) = ctx.lookup_current() {
+                    self.push_current(&current, true, out);
+                    // Only cache what belongs to the span the stack holds (they agree unless a
+                    // span was entered through another dispatcher).
+                    if current.id().into_u64() == span {
+                        current::store(self.id, span, generation, &out[start..]);
+                    }
+                }
+            }
+            current::Current::Unknown => {
+                if let Some(current) = ctx.lookup_current() {
+                    self.push_current(&current, true, out);
+                }
+            }
+        }
+    }
+
     /// Writes the `span` object (if `with_json`) and the `spans` list of `current`, from the
     /// span's cache when it is this layer's and no `record` happened since it was built.
     fn push_current<S>(&self, current: &SpanRef<'_, S>, with_json: bool, out: &mut Vec<u8>)
@@ -203,6 +233,14 @@ where
         }
     }
 
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        current::enter(self.id, id.into_u64());
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        current::exit(self.id, id.into_u64());
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         // Acquire pairs with the guard's store: an event that starts after shutdown began is
         // counted here and never reaches the channel. One that raced past this check is still
@@ -218,19 +256,24 @@ where
 
         // The same choice of spans as tracing-subscriber's JSON formatter: `span` is the
         // explicit parent or else the current span; `spans` is always the current scope.
-        let explicit = event.parent().and_then(|id| ctx.span(id));
-        let current = ctx.lookup_current();
-        match (explicit, current) {
-            (None, Some(current)) => self.push_current(&current, true, &mut buf),
-            (Some(parent), current) => {
-                buf.extend_from_slice(b",\"span\":");
-                push_span(&parent, &mut buf);
-                match current {
-                    Some(current) => self.push_current(&current, false, &mut buf),
-                    None => buf.extend_from_slice(b",\"spans\":[]"),
+        match event.parent() {
+            None => self.push_contextual(&ctx, &mut buf),
+            Some(parent) => {
+                let explicit = ctx.span(parent);
+                let current = ctx.lookup_current();
+                match (explicit, current) {
+                    (None, Some(current)) => self.push_current(&current, true, &mut buf),
+                    (Some(parent), current) => {
+                        buf.extend_from_slice(b",\"span\":");
+                        push_span(&parent, &mut buf);
+                        match current {
+                            Some(current) => self.push_current(&current, false, &mut buf),
+                            None => buf.extend_from_slice(b",\"spans\":[]"),
+                        }
+                    }
+                    (None, None) => {}
                 }
             }
-            (None, None) => {}
         }
 
         self.send(Record {
