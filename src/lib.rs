@@ -73,6 +73,7 @@
 mod builder;
 mod clock;
 mod compress;
+mod current;
 mod encode;
 mod error;
 mod format;
@@ -82,6 +83,7 @@ mod layer;
 mod record;
 mod retention;
 mod rotation;
+mod scope;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -93,5 +95,6 @@ pub use error::Error;
 pub use guard::SinkGuard;
 pub use layer::SinkLayer;
 pub use rotation::Period;
+pub use scope::ScopedSink;
 pub use stats::Stats;
 pub use time::UtcOffset;
