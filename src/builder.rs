@@ -71,6 +71,7 @@ impl LogSink {
 /// | [`directory`](Builder::directory) | `logs` (created if missing) | a path that exists and is not a directory; one that cannot be created |
 /// | [`file_name`](Builder::file_name) | `app` (active file `logs/app.log`) | empty, `.` or `..`, containing `/`, `\` or NUL |
 /// | [`queue_capacity`](Builder::queue_capacity) | 65,536 events | 0, or above [`MAX_QUEUE_CAPACITY`] |
+/// | [`queue_bytes`](Builder::queue_bytes) | 64 MiB of large events | 0 |
 /// | [`overflow`](Builder::overflow) | [`Overflow::Block`] | — |
 /// | [`flush_interval`](Builder::flush_interval) | 200 ms | — |
 /// | [`max_file_size`](Builder::max_file_size) | unlimited | 0 |
@@ -86,6 +87,7 @@ pub struct Builder {
     directory: PathBuf,
     file_name: String,
     queue_capacity: usize,
+    queue_bytes: usize,
     overflow: Overflow,
     flush_interval: Duration,
     max_file_size: Option<u64>,
@@ -95,6 +97,8 @@ pub struct Builder {
     keep_files: Option<usize>,
     max_total_size: Option<u64>,
     max_age: Option<Duration>,
+    #[cfg(test)]
+    faults: Arc<crate::faults::Faults>,
 }
 
 impl Default for Builder {
@@ -103,6 +107,7 @@ impl Default for Builder {
             directory: PathBuf::from("logs"),
             file_name: "app".to_owned(),
             queue_capacity: 65_536,
+            queue_bytes: 64 * 1024 * 1024,
             overflow: Overflow::Block,
             flush_interval: Duration::from_millis(200),
             max_file_size: None,
@@ -112,6 +117,8 @@ impl Default for Builder {
             keep_files: None,
             max_total_size: None,
             max_age: None,
+            #[cfg(test)]
+            faults: Arc::default(),
         }
     }
 }
@@ -136,6 +143,18 @@ impl Builder {
     /// `build()` refuses 0 and values above [`MAX_QUEUE_CAPACITY`].
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
+        self
+    }
+
+    /// Bounds the queue's memory in bytes as well as in events: events larger than 4 KiB
+    /// may occupy at most `bytes` of the queue together (one event larger than that still
+    /// passes, alone). When the budget is spent, the [`overflow`](Builder::overflow) policy
+    /// applies as for a full queue. Default: 64 MiB. `build()` refuses 0.
+    ///
+    /// With it, the queue holds at most `queue_capacity` × 4 KiB of small events plus `bytes`
+    /// of large ones: a burst of huge events cannot grow memory without limit.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
         self
     }
 
@@ -207,6 +226,13 @@ impl Builder {
         self
     }
 
+    /// Makes the sink's file operations fail on command (tests only).
+    #[cfg(test)]
+    pub(crate) fn faults(mut self, faults: Arc<crate::faults::Faults>) -> Self {
+        self.faults = faults;
+        self
+    }
+
     /// Checks the settings, creates the directory, opens the active file, and starts the
     /// writer thread.
     ///
@@ -255,10 +281,13 @@ impl Builder {
             },
             clock: clock.clone(),
             shared: shared.clone(),
+            #[cfg(test)]
+            faults: self.faults.clone(),
         }
         .spawn()?;
 
         let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
+        let queue = rx.clone();
         // Room for as many buffers as can be in flight, so that steady state never allocates.
         let (giver, taker) = record::pool(self.queue_capacity + POOL_SLACK);
         let active = ActiveFile {
@@ -271,7 +300,8 @@ impl Builder {
             policy,
             namer,
         };
-        let writer = Writer::new(
+        #[allow(unused_mut)] // set below in tests only
+        let mut writer = Writer::new(
             rx,
             giver,
             shared.clone(),
@@ -281,6 +311,10 @@ impl Builder {
             self.flush_interval,
             preamble,
         );
+        #[cfg(test)]
+        {
+            writer.faults = self.faults.clone();
+        }
         let writer = std::thread::Builder::new()
             .name("logsink-writer".to_owned())
             .spawn(move || writer.run())
@@ -298,8 +332,9 @@ impl Builder {
             clock,
             writer: writer.clone(),
             id: crate::layer::next_layer_id(),
+            queue_bytes: self.queue_bytes,
         };
-        Ok((layer, SinkGuard::new(tx, shared, writer)))
+        Ok((layer, SinkGuard::new(tx, queue, shared, writer)))
     }
 
     fn validate(&self) -> Result<(), Error> {
@@ -320,6 +355,9 @@ impl Builder {
         }
         if self.queue_capacity == 0 {
             return Err(Error::invalid("queue_capacity", 0, "must be at least 1"));
+        }
+        if self.queue_bytes == 0 {
+            return Err(Error::invalid("queue_bytes", 0, "must be at least 1"));
         }
         if self.max_file_size == Some(0) {
             return Err(Error::invalid(

@@ -97,6 +97,23 @@ impl Error {
         }
     }
 
+    /// A short name for the kind of failure, for rate-limiting reports.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Error::InvalidConfig { .. } => "config",
+            Error::NotADirectory { .. } => "not-a-directory",
+            Error::CreateDirectory { .. } => "create-directory",
+            Error::Open { .. } => "open",
+            Error::Write { .. } => "write",
+            Error::Rotate { .. } => "rotate",
+            Error::Compress { .. } => "compress",
+            Error::Delete { .. } => "delete",
+            Error::SpawnThread { .. } => "spawn",
+            Error::Closed => "closed",
+            Error::WriterGone => "writer-gone",
+        }
+    }
+
     /// The underlying I/O error, for the variants that have one.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {

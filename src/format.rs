@@ -39,6 +39,23 @@ impl LineFormatter {
         out.extend_from_slice(b"}\n");
     }
 
+    /// Appends the line that reports `dropped` events refused by a full queue, in the shape of
+    /// an event from target `logsink`.
+    pub(crate) fn dropped_events_line(
+        &mut self,
+        time: SystemTime,
+        dropped: u64,
+        out: &mut Vec<u8>,
+    ) {
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        self.timestamp(time, out);
+        out.extend_from_slice(
+            b"\",\"level\":\"WARN\",\"fields\":{\"message\":\"dropped events\",\"dropped\":",
+        );
+        crate::encode::write_int(out, dropped);
+        out.extend_from_slice(b"},\"target\":\"logsink\"}\n");
+    }
+
     /// Appends an RFC 3339 UTC timestamp with microseconds, e.g. `2026-11-24T14:26:18.169272Z`.
     pub(crate) fn timestamp(&mut self, time: SystemTime, out: &mut Vec<u8>) {
         let (second, micros) = match time.duration_since(UNIX_EPOCH) {

@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering::Release;
 use std::sync::Arc;
 use std::thread::Thread;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::record::{Msg, Reply};
 use crate::stats::Shared;
-use crate::{Error, Stats};
+use crate::{Error, Stats, StatsHandle};
 
 /// Owns the sink's life: flushes on request, and on [`shutdown`](SinkGuard::shutdown),
 /// [`shutdown_blocking`](SinkGuard::shutdown_blocking) or `Drop` writes every accepted event,
@@ -41,6 +41,8 @@ use crate::{Error, Stats};
 #[must_use = "dropping the guard shuts the sink down at once; keep it in a named variable, not `let _ = ...`"]
 pub struct SinkGuard {
     tx: Sender<Msg>,
+    /// The queue's receiving end, only to read its length (see [`StatsHandle`]).
+    queue: Receiver<Msg>,
     shared: Arc<Shared>,
     /// The writer thread, unparked after each marker so that it answers at once.
     writer: Thread,
@@ -49,18 +51,34 @@ pub struct SinkGuard {
 }
 
 impl SinkGuard {
-    pub(crate) fn new(tx: Sender<Msg>, shared: Arc<Shared>, writer: Thread) -> Self {
+    pub(crate) fn new(
+        tx: Sender<Msg>,
+        queue: Receiver<Msg>,
+        shared: Arc<Shared>,
+        writer: Thread,
+    ) -> Self {
         SinkGuard {
             tx,
+            queue,
             shared,
             writer,
             done: false,
         }
     }
 
+    /// A handle on the counters that stays valid after shutdown: the way to read the final
+    /// numbers when shutdown returns an error, or to export them periodically from another
+    /// task (e.g. into a metrics library).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            shared: self.shared.clone(),
+            queue: self.queue.clone(),
+        }
+    }
+
     /// A snapshot of the counters, at any time.
     pub fn stats(&self) -> Stats {
-        self.shared.snapshot()
+        self.shared.snapshot(self.tx.len())
     }
 
     /// Hands every event accepted so far to the OS, without blocking the async runtime.

@@ -74,6 +74,8 @@ pub(crate) struct Janitor {
     pub(crate) retention: Retention,
     pub(crate) clock: Clock,
     pub(crate) shared: Arc<Shared>,
+    #[cfg(test)]
+    pub(crate) faults: Arc<crate::faults::Faults>,
 }
 
 impl Janitor {
@@ -157,7 +159,15 @@ impl Worker {
         }
         if let Compression::Gzip { level } = self.config.compression {
             while let Some(name) = self.queue.front() {
-                match gzip_file(&self.config.dir, name, level) {
+                #[cfg(test)]
+                let result = self
+                    .config
+                    .faults
+                    .compress()
+                    .and_then(|()| gzip_file(&self.config.dir, name, level));
+                #[cfg(not(test))]
+                let result = gzip_file(&self.config.dir, name, level);
+                match result {
                     Ok(_) => {
                         self.config.shared.files_compressed.fetch_add(1, Relaxed);
                         self.queue.pop_front();

@@ -15,7 +15,7 @@ use tracing_subscriber::Layer;
 use crate::clock::Clock;
 use crate::current;
 use crate::encode::{span_json_without_fields, EventEncoder, SpanFields, SpanVisitor};
-use crate::record::{Msg, PoolTaker, Record};
+use crate::record::{Msg, PoolTaker, Record, LARGE_EVENT};
 use crate::stats::Shared;
 use crate::Overflow;
 
@@ -43,6 +43,8 @@ pub struct SinkLayer {
     pub(crate) writer: Thread,
     /// This layer's identity for span caches (see [`next_layer_id`]).
     pub(crate) id: u64,
+    /// The byte budget for large records in the queue.
+    pub(crate) queue_bytes: usize,
 }
 
 impl SinkLayer {
@@ -53,6 +55,10 @@ impl SinkLayer {
     /// writer early (an `unpark`) before waiting for room or dropping.
     #[inline]
     fn send(&self, record: Record) {
+        let large = record.buf.len();
+        if large > LARGE_EVENT && !self.reserve(large) {
+            return;
+        }
         let sent = match self.tx.try_send(Msg::Event(record)) {
             Ok(()) => true,
             Err(TrySendError::Disconnected(_)) => false,
@@ -60,12 +66,54 @@ impl SinkLayer {
                 self.writer.unpark();
                 match self.overflow {
                     Overflow::Block => self.tx.send(msg).is_ok(),
-                    Overflow::DropNewest => false,
+                    Overflow::DropNewest => {
+                        self.shared.overflowed();
+                        return;
+                    }
                 }
             }
         };
         if !sent {
+            if large > LARGE_EVENT {
+                self.shared.large_bytes.fetch_sub(large, Relaxed);
+            }
             self.shared.dropped(1);
+        }
+    }
+
+    /// Reserves `size` bytes of the queue's byte budget for a large record. Under
+    /// [`Overflow::Block`] waits for room; under [`Overflow::DropNewest`] refuses (and counts
+    /// the drop). An empty budget takes any record, so one larger than the whole budget still
+    /// goes through, alone.
+    #[cold]
+    fn reserve(&self, size: usize) -> bool {
+        let budget = &self.shared.large_bytes;
+        let mut current = budget.load(Relaxed);
+        loop {
+            if current == 0 || current + size <= self.queue_bytes {
+                // Relaxed: the counter only bounds memory; it orders nothing else.
+                match budget.compare_exchange_weak(current, current + size, Relaxed, Relaxed) {
+                    Ok(_) => return true,
+                    Err(now) => current = now,
+                }
+                continue;
+            }
+            match self.overflow {
+                Overflow::DropNewest => {
+                    self.shared.overflowed();
+                    return false;
+                }
+                Overflow::Block => {
+                    if self.shared.closed.load(Acquire) {
+                        self.shared.dropped(1);
+                        return false;
+                    }
+                    // The writer frees budget as it takes records: wake it, give it time.
+                    self.writer.unpark();
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                    current = budget.load(Relaxed);
+                }
+            }
         }
     }
 }

@@ -76,6 +76,8 @@ mod compress;
 mod current;
 mod encode;
 mod error;
+#[cfg(test)]
+mod faults;
 mod format;
 mod guard;
 mod janitor;
@@ -96,5 +98,5 @@ pub use guard::SinkGuard;
 pub use layer::SinkLayer;
 pub use rotation::Period;
 pub use scope::ScopedSink;
-pub use stats::Stats;
+pub use stats::{Stats, StatsHandle};
 pub use time::UtcOffset;

@@ -21,6 +21,11 @@ use crate::{Error, Stats};
 /// memory in the pool for the life of the process.
 pub(crate) const MAX_POOLED_CAPACITY: usize = 64 * 1024;
 
+/// Records larger than this count against the queue's byte budget
+/// ([`Builder::queue_bytes`](crate::Builder::queue_bytes)). Smaller ones are bounded by the
+/// queue's capacity in events alone, which keeps the shared byte counter off the common path.
+pub(crate) const LARGE_EVENT: usize = 4096;
+
 /// Capacity of a freshly allocated record buffer: a typical event fits without growing.
 pub(crate) const INITIAL_CAPACITY: usize = 256;
 

@@ -1,7 +1,8 @@
 //! Counters shared by the layer, the writer and the guard, and their public snapshot.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::Error;
 
@@ -32,6 +33,25 @@ pub struct Stats {
     pub files_compressed: u64,
     /// Rotated files deleted by retention.
     pub files_deleted: u64,
+    /// Events waiting in the queue between callers and the writer when the snapshot was taken.
+    pub queue_len: u64,
+}
+
+/// A handle on a sink's counters that outlives its [`SinkGuard`](crate::SinkGuard): the final
+/// numbers stay readable after shutdown (also when shutdown returned an error), and events
+/// counted as dropped after shutdown show up in it too. From
+/// [`SinkGuard::stats_handle`](crate::SinkGuard::stats_handle); cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StatsHandle {
+    pub(crate) shared: std::sync::Arc<Shared>,
+    pub(crate) queue: crossbeam_channel::Receiver<crate::record::Msg>,
+}
+
+impl StatsHandle {
+    /// A snapshot of the counters now.
+    pub fn get(&self) -> Stats {
+        self.shared.snapshot(self.queue.len())
+    }
 }
 
 /// Keeps a value on a cache line of its own (128 bytes covers adjacent-line prefetching), so
@@ -55,15 +75,61 @@ pub(crate) struct Shared {
     /// instead of sending them. Read on every event; written once, so the cache line stays
     /// shared and the load stays cheap.
     pub(crate) closed: CacheLine<AtomicBool>,
+    /// Bytes of large records in the queue (see `record::LARGE_EVENT`). Touched only by large
+    /// events, on a line of its own.
+    pub(crate) large_bytes: CacheLine<AtomicUsize>,
     pub(crate) events_written: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
+    /// The part of `events_dropped` refused by a full queue: the writer reports these in the
+    /// log itself.
+    pub(crate) overflow_drops: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
     pub(crate) write_errors: AtomicU64,
     pub(crate) rotations: AtomicU64,
     pub(crate) files_compressed: AtomicU64,
     pub(crate) files_deleted: AtomicU64,
-    /// Only the writer thread writes it, and only on failures: never on a caller's path.
+    /// Only the writer and janitor threads write it, and only on failures: never on a caller's
+    /// path.
     pub(crate) last_error: Mutex<Option<Error>>,
+    /// When each kind of failure was last reported on stderr.
+    pub(crate) reporter: Mutex<Reporter>,
+}
+
+/// How often each kind of failure may be reported on stderr.
+pub(crate) const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Rate-limits failure reports on stderr: at most one per kind of error per [`REPORT_EVERY`],
+/// each saying how many of that kind were not reported since the last one. A full disk fails
+/// every write; the host's stderr should hear about it, not drown in it.
+#[derive(Debug, Default)]
+pub(crate) struct Reporter {
+    /// Per kind: when it was last reported, and how many came since.
+    kinds: Vec<(&'static str, Instant, u64)>,
+}
+
+impl Reporter {
+    /// The line to print for `error` at `now`, if its kind is due for a report.
+    pub(crate) fn report(&mut self, error: &Error, now: Instant) -> Option<String> {
+        let kind = error.kind_name();
+        match self.kinds.iter_mut().find(|(k, _, _)| *k == kind) {
+            Some((_, last, suppressed)) if now.duration_since(*last) < REPORT_EVERY => {
+                *suppressed += 1;
+                None
+            }
+            Some((_, last, suppressed)) => {
+                let line = match std::mem::take(suppressed) {
+                    0 => format!("logsink: {error}"),
+                    n => format!("logsink: {error} ({n} more like it since the last report)"),
+                };
+                *last = now;
+                Some(line)
+            }
+            None => {
+                self.kinds.push((kind, now, 0));
+                Some(format!("logsink: {error}"))
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -71,15 +137,30 @@ impl Shared {
         self.events_dropped.fetch_add(n, Relaxed);
     }
 
+    /// An event refused by a full queue.
+    pub(crate) fn overflowed(&self) {
+        self.events_dropped.fetch_add(1, Relaxed);
+        self.overflow_drops.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a failure, keeps it as the last error, and reports it on stderr (rate-limited).
     pub(crate) fn error(&self, error: Error) {
         self.write_errors.fetch_add(1, Relaxed);
+        let report = self
+            .reporter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .report(&error, Instant::now());
+        if let Some(line) = report {
+            eprintln!("{line}");
+        }
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
     }
 
     // Relaxed loads: each counter is monotonic and read independently; a snapshot taken while
     // the sink runs is approximate by nature, and after shutdown the writer's answer (sent over
     // a channel, which synchronises) makes every count final and visible.
-    pub(crate) fn snapshot(&self) -> Stats {
+    pub(crate) fn snapshot(&self, queue_len: usize) -> Stats {
         Stats {
             events_written: self.events_written.load(Relaxed),
             events_dropped: self.events_dropped.load(Relaxed),
@@ -93,6 +174,43 @@ impl Shared {
             rotations: self.rotations.load(Relaxed),
             files_compressed: self.files_compressed.load(Relaxed),
             files_deleted: self.files_deleted.load(Relaxed),
+            queue_len: queue_len as u64,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::Arc;
+
+    fn write_error() -> Error {
+        Error::Write {
+            path: "logs/app.log".into(),
+            source: Arc::new(io::Error::other("disk on fire")),
+        }
+    }
+
+    #[test]
+    fn each_kind_is_reported_at_most_once_per_period() {
+        let mut r = Reporter::default();
+        let t0 = Instant::now();
+        let first = r.report(&write_error(), t0).unwrap();
+        assert_eq!(
+            first,
+            "logsink: cannot write log file logs/app.log: disk on fire"
+        );
+        // Another kind is reported at once, independently.
+        assert!(r.report(&Error::WriterGone, t0).is_some());
+        for s in 1..10 {
+            assert_eq!(r.report(&write_error(), t0 + Duration::from_secs(s)), None);
+        }
+        let again = r.report(&write_error(), t0 + REPORT_EVERY).unwrap();
+        assert!(
+            again.ends_with("(9 more like it since the last report)"),
+            "{again}"
+        );
+        assert_eq!(r.report(&write_error(), t0 + REPORT_EVERY), None);
     }
 }

@@ -32,7 +32,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use crate::clock::Clock;
 use crate::format::LineFormatter;
 use crate::janitor::JanitorHandle;
-use crate::record::{Msg, PoolGiver, Record};
+use crate::record::{Msg, PoolGiver, Record, LARGE_EVENT};
 use crate::rotation::{Namer, Policy};
 use crate::stats::Shared;
 use crate::Error;
@@ -54,8 +54,10 @@ const MAX_IDLE: Duration = Duration::from_millis(10);
 /// First and longest wait between retries of a failed write.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// Tries at shutdown before unwritable events are given up (and counted as dropped).
-const SHUTDOWN_TRIES: u32 = 3;
+/// How long shutdown keeps retrying a failing write before the unwritable events are given
+/// up (and counted as dropped): long enough to ride out a brief failure, short enough that a
+/// dead disk does not hang the program's exit.
+const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The active file and what decides its rotation.
 #[derive(Debug)]
@@ -99,14 +101,54 @@ pub(crate) struct Writer {
     backoff: Duration,
     /// Set after a failed rename: no rotation is tried before then.
     rotate_retry_at: Option<Instant>,
+    /// Overflow drops already reported in the log (see `report_overflow`).
+    reported_drops: u64,
+    /// End offsets in `out` of lines that are not events (the newline after a cut-short line,
+    /// drop reports), so that a partial write counts only whole event lines as written.
+    others: Vec<usize>,
+    #[cfg(test)]
+    pub(crate) faults: Arc<crate::faults::Faults>,
 }
 
-/// The open file, reopening `path` (append, create) if the last write failed.
-fn open<'a>(file: &'a mut Option<File>, path: &std::path::Path) -> io::Result<&'a mut File> {
-    if file.is_none() {
-        *file = Some(crate::builder::open_append(path)?);
+/// The open file, reopening `path` (append, create) if the last write failed, or if the file
+/// at `path` is no longer the one held open (deleted, or renamed away, with its folder or
+/// alone): writing on into an unlinked file would lose every line silently. A missing folder
+/// is created again.
+fn open(active: &mut ActiveFile, out_len: usize) -> io::Result<&mut File> {
+    if let Some(file) = &active.file {
+        if !same_file(file, &active.path) {
+            active.file = None;
+        }
     }
-    Ok(file.as_mut().expect("just opened"))
+    if active.file.is_none() {
+        let file = match crate::builder::open_append(&active.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&active.dir)?;
+                crate::builder::open_append(&active.path)?
+            }
+            other => other?,
+        };
+        // A different file (re-created, or replaced by someone): its own size counts now.
+        active.len = file.metadata().map_or(0, |m| m.len()) + out_len as u64;
+        active.file = Some(file);
+    }
+    Ok(active.file.as_mut().expect("just opened"))
+}
+
+/// Whether `path` still names the open `file`.
+#[cfg(unix)]
+fn same_file(file: &File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Without inode numbers, only a missing file is noticed.
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &std::path::Path) -> bool {
+    path.exists()
 }
 
 /// What the main loop does after a message.
@@ -144,6 +186,14 @@ impl Writer {
             retry_at: None,
             backoff: MIN_BACKOFF,
             rotate_retry_at: None,
+            reported_drops: 0,
+            others: if preamble.is_empty() {
+                Vec::new()
+            } else {
+                vec![preamble.len()]
+            },
+            #[cfg(test)]
+            faults: Arc::default(),
         }
     }
 
@@ -157,7 +207,7 @@ impl Writer {
     pub(crate) fn run(mut self) {
         let mut idle = MIN_IDLE;
         loop {
-            if self.retry_at.is_some() && self.out.len() >= MAX_PENDING {
+            if self.retry_at.is_some() && self.out.len() >= self.max_pending() {
                 // Backpressure: leave the queue alone until the disk takes data again.
                 self.sleep_until_retry();
                 self.write_out();
@@ -184,6 +234,7 @@ impl Writer {
                     }
                 }
             }
+            self.report_overflow();
             self.write_if_due();
             self.rotate_if_period_over();
             idle = if received > 0 {
@@ -196,6 +247,16 @@ impl Writer {
             });
             thread::park_timeout(wait);
         }
+    }
+
+    /// How much may wait in memory while writes fail.
+    fn max_pending(&self) -> usize {
+        #[cfg(test)]
+        match self.faults.max_pending.load(Relaxed) {
+            0 => {}
+            n => return n,
+        }
+        MAX_PENDING
     }
 
     /// Writes (or retries writing) the buffer if its deadline has come.
@@ -261,7 +322,7 @@ impl Writer {
                 reply.send(self.flushed_result());
             }
             Msg::Shutdown(reply) => {
-                let result = self.close().map(|()| self.shared.snapshot());
+                let result = self.close().map(|()| self.shared.snapshot(self.rx.len()));
                 reply.send(result);
                 return Flow::Closed;
             }
@@ -270,34 +331,65 @@ impl Writer {
     }
 
     fn event(&mut self, record: Record) {
-        if self.active.next_boundary.is_some_and(|b| record.time >= b) {
-            self.rotate(record.time);
+        if record.buf.len() > LARGE_EVENT {
+            // The caller reserved these bytes of the queue's byte budget (`SinkLayer::send`).
+            self.shared.large_bytes.fetch_sub(record.buf.len(), Relaxed);
+        }
+        self.append_line(record.time, |formatter, out| formatter.format(&record, out));
+        self.out_events += 1;
+        self.pool.give(record.buf);
+    }
+
+    /// Appends one line (written by `write`) for the active file, rotating first if the line's
+    /// time crosses the period boundary or the line would take the file past its size limit.
+    fn append_line(
+        &mut self,
+        time: SystemTime,
+        write: impl FnOnce(&mut LineFormatter, &mut Vec<u8>),
+    ) {
+        if self.active.next_boundary.is_some_and(|b| time >= b) {
+            self.rotate(time);
         }
         let start = self.out.len();
-        self.formatter.format(&record, &mut self.out);
+        write(&mut self.formatter, &mut self.out);
         let line_len = (self.out.len() - start) as u64;
         if self.active.policy.size_exceeded(self.active.len, line_len) {
             // The line goes to the next file: set it aside while the old one is closed.
             self.spill.extend_from_slice(&self.out[start..]);
             self.out.truncate(start);
-            self.rotate(record.time);
+            self.rotate(time);
             self.out.extend_from_slice(&self.spill);
             self.spill.clear();
         }
         if self.active.len == 0 {
-            // An empty file starts its life (and its period) with its first event.
-            self.active.opened_at = record.time;
-            self.active.next_boundary = self.active.policy.next_boundary(record.time);
+            // An empty file starts its life (and its period) with its first line.
+            self.active.opened_at = time;
+            self.active.next_boundary = self.active.policy.next_boundary(time);
         }
         self.active.len += line_len;
-        self.out_events += 1;
-        self.pool.give(record.buf);
         if self.flush_due.is_none() {
             self.flush_due = Some(Instant::now() + self.flush_interval);
         }
         if self.out.len() >= WRITE_THRESHOLD && self.retry_at.is_none() {
             self.write_out();
         }
+    }
+
+    /// Writes one WARN line with the number of events a full queue refused since the last such
+    /// line (`Overflow::DropNewest`), once the writer has room again: the loss is visible in
+    /// the log itself, where whoever reads it looks.
+    fn report_overflow(&mut self) {
+        let total = self.shared.overflow_drops.load(Relaxed);
+        if total == self.reported_drops || self.retry_at.is_some() {
+            return;
+        }
+        let dropped = total - self.reported_drops;
+        self.reported_drops = total;
+        let now = self.clock.now();
+        self.append_line(now, |formatter, out| {
+            formatter.dropped_events_line(now, dropped, out)
+        });
+        self.others.push(self.out.len());
     }
 
     /// `Ok` when nothing waits in memory, else the error that keeps it there.
@@ -311,8 +403,10 @@ impl Writer {
 
     fn last_error(&self) -> Error {
         self.shared
-            .snapshot()
             .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
             .unwrap_or(Error::WriterGone)
     }
 
@@ -324,7 +418,11 @@ impl Writer {
         }
         let mut written = 0;
         let out = &self.out;
-        let result = open(&mut self.active.file, &self.active.path).and_then(|file| {
+        #[cfg(test)]
+        let faults = self.faults.clone();
+        let result = open(&mut self.active, out.len()).and_then(|file| {
+            #[cfg(test)]
+            faults.write()?;
             while written < out.len() {
                 match file.write(&out[written..]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -343,11 +441,27 @@ impl Writer {
                     .fetch_add(self.out_events, Relaxed);
                 self.out.clear();
                 self.out_events = 0;
+                self.others.clear();
                 self.flush_due = None;
                 self.retry_at = None;
                 self.backoff = MIN_BACKOFF;
             }
             Err(source) => {
+                // Count the events whose whole line made it out before the failure: each line
+                // ends in `\n`, and `others` marks the lines that are not events.
+                let lines = self.out[..written].iter().filter(|&&b| b == b'\n').count();
+                let others = self
+                    .others
+                    .iter()
+                    .take_while(|&&end| end <= written)
+                    .count();
+                let events = (lines - others) as u64;
+                self.shared.events_written.fetch_add(events, Relaxed);
+                self.out_events -= events;
+                self.others.drain(..others);
+                for end in &mut self.others {
+                    *end -= written;
+                }
                 self.out.drain(..written);
                 self.shared.error(Error::Write {
                     path: self.active.path.clone(),
@@ -378,7 +492,14 @@ impl Writer {
         }
         let name = self.active.namer.next(self.active.opened_at);
         self.active.file = None;
-        match fs::rename(&self.active.path, self.active.dir.join(&name)) {
+        #[cfg(test)]
+        let renamed = self
+            .faults
+            .rename()
+            .and_then(|()| fs::rename(&self.active.path, self.active.dir.join(&name)));
+        #[cfg(not(test))]
+        let renamed = fs::rename(&self.active.path, self.active.dir.join(&name));
+        match renamed {
             Ok(()) => {
                 self.rotate_retry_at = None;
                 self.shared.rotations.fetch_add(1, Relaxed);
@@ -409,11 +530,10 @@ impl Writer {
     /// Writes everything (retrying a few times), syncs and closes the file. Events that still
     /// cannot be written are counted as dropped and the error is returned.
     fn close(&mut self) -> Result<(), Error> {
+        self.report_overflow();
+        let give_up = Instant::now() + SHUTDOWN_PATIENCE;
         self.write_out();
-        for _ in 1..SHUTDOWN_TRIES {
-            if self.out.is_empty() {
-                break;
-            }
+        while !self.out.is_empty() && Instant::now() < give_up {
             self.sleep_until_retry();
             self.write_out();
         }
@@ -423,6 +543,7 @@ impl Writer {
             self.shared.dropped(self.out_events);
             self.out.clear();
             self.out_events = 0;
+            self.others.clear();
             Err(self.last_error())
         };
         if let Some(file) = self.active.file.take() {
@@ -445,11 +566,14 @@ impl Writer {
         for msg in self.rx.iter() {
             match msg {
                 Msg::Event(record) => {
+                    if record.buf.len() > LARGE_EVENT {
+                        self.shared.large_bytes.fetch_sub(record.buf.len(), Relaxed);
+                    }
                     self.shared.dropped(1);
                     self.pool.give(record.buf);
                 }
                 Msg::Flush(reply) => reply.send(Err(Error::Closed)),
-                Msg::Shutdown(reply) => reply.send(Ok(self.shared.snapshot())),
+                Msg::Shutdown(reply) => reply.send(Ok(self.shared.snapshot(self.rx.len()))),
             }
         }
     }

@@ -180,6 +180,9 @@ fn tiny_queue_with_block_overflow_loses_nothing() {
     );
 }
 
+/// Under `DropNewest` with a tiny queue, written + dropped equals emitted, the drops are reported
+/// in the log by WARN lines whose counts add up to `events_dropped`, and written events keep
+/// their per-thread order.
 #[test]
 fn drop_newest_accounts_for_every_event() {
     const THREADS: u64 = 4;
@@ -225,6 +228,25 @@ fn drop_newest_accounts_for_every_event() {
         stats.events_dropped
     );
     let lines = common::read_json_lines(&common::log_path(dir.path()));
+    // The writer reports the drops in the log itself: WARN lines from target `logsink` whose
+    // counts add up to every event the full queue refused.
+    let (reports, lines): (Vec<_>, Vec<_>) = lines
+        .into_iter()
+        .partition(|line| line["target"] == "logsink");
+    let reported: u64 = reports
+        .iter()
+        .map(|r| {
+            assert_eq!(r["level"], "WARN", "{r}");
+            assert_eq!(r["fields"]["message"], "dropped events", "{r}");
+            r["fields"]["dropped"]
+                .as_u64()
+                .expect("a count of dropped events")
+        })
+        .sum();
+    assert_eq!(
+        reported, stats.events_dropped,
+        "every drop is reported in the log"
+    );
     assert_eq!(lines.len() as u64, stats.events_written);
     let mut last: Vec<Option<u64>> = vec![None; THREADS as usize];
     for line in &lines {

@@ -1,1 +1,2 @@
 mod clock_rotation;
+mod failures;

@@ -1,0 +1,46 @@
+//! Failure injection for tests: switches that make the sink's own file operations fail the
+//! way a full disk, a read-only folder or a broken device make them fail, so that the
+//! recovery paths run deterministically on any machine (CI runs as root, where permissions
+//! do not fail, and cannot mount a small filesystem).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+/// Which operations fail while their switch is on.
+#[derive(Debug, Default)]
+pub(crate) struct Faults {
+    /// Writes to the active file fail with ENOSPC ("no space left on device").
+    pub(crate) writes: AtomicBool,
+    /// Renaming the active file at rotation fails with EACCES.
+    pub(crate) renames: AtomicBool,
+    /// Compressing a rotated file fails with EIO.
+    pub(crate) compressions: AtomicBool,
+    /// Overrides the writer's in-memory limit while writes fail (0: the default).
+    pub(crate) max_pending: AtomicUsize,
+}
+
+const ENOSPC: i32 = 28;
+const EACCES: i32 = 13;
+const EIO: i32 = 5;
+
+impl Faults {
+    fn check(switch: &AtomicBool, errno: i32) -> io::Result<()> {
+        if switch.load(Relaxed) {
+            Err(io::Error::from_raw_os_error(errno))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn write(&self) -> io::Result<()> {
+        Self::check(&self.writes, ENOSPC)
+    }
+
+    pub(crate) fn rename(&self) -> io::Result<()> {
+        Self::check(&self.renames, EACCES)
+    }
+
+    pub(crate) fn compress(&self) -> io::Result<()> {
+        Self::check(&self.compressions, EIO)
+    }
+}

@@ -1,0 +1,260 @@
+//! A failing disk, injected: writes that fail with ENOSPC, renames with EACCES, compressions
+//! with EIO (see `faults`). Each test proves that the host program sees no error through
+//! `tracing`, that the failure is counted and kept as the last error, and that nothing is lost
+//! once the disk recovers (with `Overflow::Block`) or that every loss is counted and reported
+//! (with `Overflow::DropNewest`). Real failures (a deleted folder, `/dev/full`,
+//! `RLIMIT_FSIZE`) are in `tests/failures.rs`.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+use crate::faults::Faults;
+use crate::{Builder, Compression, Error, LogSink, Overflow, SinkGuard};
+
+/// Waits (polling, bounded) for `condition`; a hang becomes a failure, not a stuck test.
+fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn sink(builder: Builder, dir: &Path) -> (Dispatch, SinkGuard, Arc<Faults>) {
+    let faults = Arc::new(Faults::default());
+    let (layer, guard) = builder
+        .directory(dir)
+        .flush_interval(Duration::from_secs(3_600))
+        .faults(faults.clone())
+        .build()
+        .unwrap();
+    (
+        Dispatch::new(tracing_subscriber::registry().with(layer)),
+        guard,
+        faults,
+    )
+}
+
+fn log(dispatch: &Dispatch, range: std::ops::Range<u64>) {
+    tracing::dispatcher::with_default(dispatch, || {
+        for seq in range {
+            tracing::info!(seq, "event");
+        }
+    });
+}
+
+/// Every line of every file in `dir` (rotated `.gz`, rotated `.log`, active), in name order
+/// with the active file last, parsed.
+fn read_all(dir: &Path) -> Vec<Value> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "app.log")
+        .collect();
+    names.sort();
+    names.push("app.log".to_owned());
+    let mut lines = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let mut text = String::new();
+        if name.ends_with(".gz") {
+            flate2::read::MultiGzDecoder::new(fs::File::open(&path).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+        } else if path.exists() {
+            text = fs::read_to_string(&path).unwrap();
+        }
+        for line in text.lines() {
+            lines
+                .push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{name}: {e}: {line}")));
+        }
+    }
+    lines
+}
+
+/// The `seq` of every event line (drop reports excluded).
+fn seqs(lines: &[Value]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter(|l| l["target"] != "logsink")
+        .map(|l| l["fields"]["seq"].as_u64().unwrap())
+        .collect()
+}
+
+fn is_enospc(error: &Error) -> bool {
+    matches!(error, Error::Write { .. })
+        && error.io_error().and_then(|e| e.raw_os_error()) == Some(28)
+}
+
+/// A full disk for a while, with `Block`: flushing reports the error, the events wait in
+/// memory, and once the disk has room again every event is written once, in order.
+#[test]
+fn a_full_disk_that_recovers_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(LogSink::builder(), tmp.path());
+    faults.writes.store(true, Relaxed);
+    log(&dispatch, 0..2_000);
+    let error = guard.flush_blocking().unwrap_err();
+    assert!(is_enospc(&error), "{error}");
+    let stats = guard.stats();
+    assert!(stats.write_errors >= 1);
+    assert!(stats.last_error.as_ref().is_some_and(is_enospc));
+    assert_eq!(stats.events_written, 0);
+
+    faults.writes.store(false, Relaxed);
+    guard.flush_blocking().unwrap();
+    log(&dispatch, 2_000..2_100);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!((stats.events_written, stats.events_dropped), (2_100, 0));
+    assert_eq!(seqs(&read_all(tmp.path())), (0..2_100).collect::<Vec<_>>());
+}
+
+/// While writes fail and the memory limit is reached, the writer stops taking events: the
+/// queue fills and a `Block` caller waits (it cannot finish: its events fit neither the queue
+/// nor the writer's memory). When the disk recovers, the caller goes on and nothing is lost.
+#[test]
+fn a_failing_disk_blocks_callers_instead_of_growing_memory() {
+    const EVENTS: u64 = 5_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(LogSink::builder().queue_capacity(64), tmp.path());
+    faults.max_pending.store(16 * 1024, Relaxed);
+    faults.writes.store(true, Relaxed);
+    let finished = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let (dispatch, finished) = (dispatch.clone(), finished.clone());
+        std::thread::spawn(move || {
+            log(&dispatch, 0..EVENTS);
+            finished.store(true, Relaxed);
+        })
+    };
+    // A full queue while writes fail: the writer holds at most ~16 KiB (about a hundred
+    // lines) and the queue 64 events, far fewer than the producer's 5,000.
+    wait_for("a full queue", || guard.stats().queue_len == 64);
+    assert!(
+        !finished.load(Relaxed),
+        "the producer went on although nothing can be written"
+    );
+    assert_eq!(guard.stats().events_written, 0);
+
+    faults.writes.store(false, Relaxed);
+    producer.join().unwrap();
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!((stats.events_written, stats.events_dropped), (EVENTS, 0));
+    assert_eq!(seqs(&read_all(tmp.path())), (0..EVENTS).collect::<Vec<_>>());
+}
+
+/// With `DropNewest` and a failing disk the caller never waits; every event is written or
+/// counted as dropped, and the drops are reported in the log once the disk recovers.
+#[test]
+fn a_failing_disk_with_drop_newest_counts_and_reports_every_drop() {
+    const EVENTS: u64 = 5_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(
+        LogSink::builder()
+            .queue_capacity(64)
+            .overflow(Overflow::DropNewest),
+        tmp.path(),
+    );
+    faults.max_pending.store(16 * 1024, Relaxed);
+    faults.writes.store(true, Relaxed);
+    log(&dispatch, 0..EVENTS); // returns: nothing blocks
+    faults.writes.store(false, Relaxed);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert!(
+        stats.events_dropped > 0,
+        "nothing was dropped: the test proves nothing"
+    );
+    assert_eq!(stats.events_written + stats.events_dropped, EVENTS);
+    let lines = read_all(tmp.path());
+    let written = seqs(&lines);
+    assert_eq!(written.len() as u64, stats.events_written);
+    assert!(written.windows(2).all(|w| w[0] < w[1]), "order kept");
+    let reported: u64 = lines
+        .iter()
+        .filter(|l| l["target"] == "logsink")
+        .map(|l| l["fields"]["dropped"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported, stats.events_dropped);
+}
+
+/// A rotation whose rename fails leaves the active file in place and keeps writing to it (the
+/// size limit is overrun, nothing is lost); the failure is counted; rotation is tried again
+/// once renames work.
+#[test]
+fn a_failing_rename_keeps_writing_and_rotates_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(
+        LogSink::builder()
+            .max_file_size(4 * 1024)
+            .compression(Compression::None),
+        tmp.path(),
+    );
+    faults.renames.store(true, Relaxed);
+    log(&dispatch, 0..200);
+    guard.flush_blocking().unwrap();
+    let stats = guard.stats();
+    assert_eq!(stats.rotations, 0);
+    assert!(stats.write_errors >= 1);
+    assert!(matches!(stats.last_error, Some(Error::Rotate { .. })));
+    assert_eq!(
+        seqs(&read_all(tmp.path())).len(),
+        200,
+        "all in the active file"
+    );
+
+    faults.renames.store(false, Relaxed);
+    let mut next = 200;
+    wait_for("a rotation once renames work", || {
+        log(&dispatch, next..next + 1);
+        next += 1;
+        guard.flush_blocking().unwrap();
+        guard.stats().rotations >= 1
+    });
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(stats.events_dropped, 0);
+    assert_eq!(seqs(&read_all(tmp.path())), (0..next).collect::<Vec<_>>());
+}
+
+/// A compression that fails leaves the rotated `.log` in place (never deleted, also not by
+/// retention), counts the failure, and is retried: once compression works, every file ends
+/// up compressed and every event is there once.
+#[test]
+fn a_failing_compression_keeps_the_file_and_is_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(
+        LogSink::builder().max_file_size(2 * 1024).max_total_size(1), // retention would delete any compressed file
+        tmp.path(),
+    );
+    faults.compressions.store(true, Relaxed);
+    log(&dispatch, 0..100);
+    guard.flush_blocking().unwrap();
+    wait_for("a failed compression", || {
+        matches!(guard.stats().last_error, Some(Error::Compress { .. }))
+    });
+    let rotated: Vec<String> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != "app.log")
+        .collect();
+    assert!(!rotated.is_empty());
+    assert!(rotated.iter().all(|n| n.ends_with(".log")), "{rotated:?}");
+    assert_eq!(guard.stats().files_deleted, 0);
+    assert_eq!(seqs(&read_all(tmp.path())), (0..100).collect::<Vec<_>>());
+
+    faults.compressions.store(false, Relaxed);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(stats.files_compressed, stats.rotations);
+    // Retention (max_total_size 1) now deletes every compressed file; the events that
+    // remain are the active file's, the newest ones.
+    assert_eq!(stats.files_deleted, stats.rotations);
+    let kept = seqs(&read_all(tmp.path()));
+    assert_eq!(kept, (100 - kept.len() as u64..100).collect::<Vec<_>>());
+}
