@@ -10,13 +10,14 @@ use time::UtcOffset;
 
 use crate::clock::Clock;
 use crate::compress::Compression;
+use crate::format::LineFormatter;
 use crate::janitor::Janitor;
 use crate::record;
 use crate::retention::Retention;
 use crate::rotation::{parse_rotated, Namer, Period, Policy, Position};
 use crate::stats::Shared;
 use crate::writer::{ActiveFile, Writer};
-use crate::{Error, SinkGuard, SinkLayer};
+use crate::{Error, Format, SinkGuard, SinkLayer};
 
 /// The most events a queue may hold. The channel allocates its slots up front (about 80 bytes
 /// each), so this caps that allocation near 330 MiB.
@@ -74,6 +75,9 @@ impl LogSink {
 /// | [`queue_bytes`](Builder::queue_bytes) | 64 MiB of large events | 0 |
 /// | [`overflow`](Builder::overflow) | [`Overflow::Block`] | — |
 /// | [`flush_interval`](Builder::flush_interval) | 200 ms | — |
+/// | [`format`](Builder::format) | [`Format::Json`] | — |
+/// | [`with_thread_names`](Builder::with_thread_names) | `false` | — |
+/// | [`with_file_and_line`](Builder::with_file_and_line) | `false` | — |
 /// | [`max_file_size`](Builder::max_file_size) | unlimited | 0 |
 /// | [`rotate_every`](Builder::rotate_every) | never | — |
 /// | [`utc_offset`](Builder::utc_offset) | UTC | — |
@@ -89,6 +93,9 @@ pub struct Builder {
     queue_capacity: usize,
     queue_bytes: usize,
     overflow: Overflow,
+    format: Format,
+    thread_names: bool,
+    file_and_line: bool,
     flush_interval: Duration,
     max_file_size: Option<u64>,
     rotate_every: Option<Period>,
@@ -109,6 +116,9 @@ impl Default for Builder {
             queue_capacity: 65_536,
             queue_bytes: 64 * 1024 * 1024,
             overflow: Overflow::Block,
+            format: Format::Json,
+            thread_names: false,
+            file_and_line: false,
             flush_interval: Duration::from_millis(200),
             max_file_size: None,
             rotate_every: None,
@@ -169,6 +179,28 @@ impl Builder {
     /// written whenever it reaches 256 KiB, and on [`SinkGuard::flush`].
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;
+        self
+    }
+
+    /// How each event is written: [`Format::Json`] (the default) or [`Format::Text`].
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Add the name of the thread that emitted each event (its id if it has no name): the
+    /// `threadName` key in JSON, as tracing-subscriber's `with_thread_names(true)` writes it.
+    /// Default: `false`.
+    pub fn with_thread_names(mut self, enabled: bool) -> Self {
+        self.thread_names = enabled;
+        self
+    }
+
+    /// Add the source file and line of each event: the `filename` and `line_number` keys in
+    /// JSON, as tracing-subscriber's `with_file(true).with_line_number(true)` writes them.
+    /// Default: `false`.
+    pub fn with_file_and_line(mut self, enabled: bool) -> Self {
+        self.file_and_line = enabled;
         self
     }
 
@@ -309,6 +341,7 @@ impl Builder {
             janitor,
             clock.clone(),
             self.flush_interval,
+            LineFormatter::new(self.format, self.file_and_line),
             preamble,
         );
         #[cfg(test)]
@@ -333,6 +366,8 @@ impl Builder {
             writer: writer.clone(),
             id: crate::layer::next_layer_id(),
             queue_bytes: self.queue_bytes,
+            format: self.format,
+            thread_names: self.thread_names,
         };
         Ok((layer, SinkGuard::new(tx, queue, shared, writer)))
     }

@@ -41,6 +41,9 @@ const U64: u8 = 2;
 const F64: u8 = 3;
 const BOOL: u8 = 4;
 const STR: u8 = 5;
+/// Text a `Debug` (or `Display`) impl wrote: a JSON string like `STR`, but in the text format
+/// written as it is rather than quoted.
+const DEBUG: u8 = 6;
 
 /// Records an event's fields into a record buffer (caller side).
 pub(crate) struct EventEncoder<'a> {
@@ -72,7 +75,7 @@ impl EventEncoder<'_> {
     /// Formats `value` straight into the buffer, then patches its length in.
     #[inline]
     fn formatted(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.head(STR, field) {
+        if self.head(DEBUG, field) {
             let len_at = self.buf.len();
             self.buf.extend_from_slice(&[0; 4]);
             // A `Debug` impl that fails leaves what it wrote so far, as tracing-subscriber's
@@ -137,6 +140,8 @@ enum Value<'a> {
     Bool(bool),
     /// UTF-8 text, not yet escaped.
     Str(&'a [u8]),
+    /// UTF-8 text written by a `Debug`/`Display` impl, not yet escaped.
+    Debug(&'a [u8]),
 }
 
 /// Iterates over the fields an [`EventEncoder`] wrote, with their names. Malformed input (which
@@ -173,10 +178,16 @@ impl<'a> Iterator for Fields<'a> {
                 let (raw, rest) = take_array::<1>(rest)?;
                 (Value::Bool(raw[0] != 0), rest)
             }
-            STR => {
+            STR | DEBUG => {
                 let (len, rest) = take_array::<4>(rest)?;
                 let len = u32::from_le_bytes(len) as usize;
-                (Value::Str(rest.get(..len)?), &rest[len..])
+                let text = rest.get(..len)?;
+                let value = if tag == STR {
+                    Value::Str(text)
+                } else {
+                    Value::Debug(text)
+                };
+                (value, &rest[len..])
             }
             _ => return None,
         };
@@ -204,7 +215,48 @@ pub(crate) fn fields_to_json(meta: &'static Metadata<'static>, fields: &[u8], ou
             Value::U64(v) => write_int(out, v),
             Value::F64(v) => write_f64(out, v),
             Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-            Value::Str(bytes) => write_str_bytes(out, bytes),
+            Value::Str(bytes) | Value::Debug(bytes) => write_str_bytes(out, bytes),
+        }
+    }
+}
+
+/// Appends the encoded fields in the text format (`message k=v k="text"`), the way
+/// tracing-subscriber's default field formatter writes them without colours: the `message`
+/// field's value alone, strings quoted, `Debug` values as written, `r#` prefixes dropped,
+/// `tracing-log`'s `log.*` fields left out.
+pub(crate) fn fields_to_text(meta: &'static Metadata<'static>, fields: &[u8], out: &mut Vec<u8>) {
+    let mut first = true;
+    for (name, value) in (Fields {
+        meta,
+        bytes: fields,
+    }) {
+        if name.starts_with("log.") {
+            continue;
+        }
+        if !first {
+            out.push(b' ');
+        }
+        first = false;
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        if name != "message" {
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'=');
+        }
+        match value {
+            Value::I64(v) => write_int(out, v),
+            Value::U64(v) => write_int(out, v),
+            Value::F64(v) => {
+                let _ = write!(VecWriter(out), "{v:?}");
+            }
+            Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
+            Value::Str(bytes) if name == "message" => out.extend_from_slice(bytes),
+            Value::Str(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => {
+                    let _ = write!(VecWriter(out), "{text:?}");
+                }
+                Err(_) => out.extend_from_slice(bytes),
+            },
+            Value::Debug(bytes) => out.extend_from_slice(bytes),
         }
     }
 }
@@ -242,6 +294,9 @@ pub(crate) struct SpanFields {
     values: Vec<(&'static str, Vec<u8>)>,
     /// `{"k":v,...,"name":"span name"}`.
     json: Vec<u8>,
+    /// The fields in the text format, `k=v k2="text"`, in the order they were recorded (a
+    /// later `record` appends, as tracing-subscriber's default formatter does).
+    text: Vec<u8>,
     /// `[root,...,this span]`: the `spans` list of an event whose current span is this one.
     chain: Vec<u8>,
     /// The layer that built `chain`, and the record generation it was built at.
@@ -254,6 +309,7 @@ impl SpanFields {
         SpanFields {
             values: Vec::new(),
             json: Vec::new(),
+            text: Vec::new(),
             chain: Vec::new(),
             chain_owner: owner,
             chain_generation: u64::MAX,
@@ -280,6 +336,27 @@ impl SpanFields {
     /// The span object as it appears in `"span"` and `"spans"`.
     pub(crate) fn json(&self) -> &[u8] {
         &self.json
+    }
+
+    /// The fields in the text format (empty if none).
+    pub(crate) fn text(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// Appends one field in the text format (see [`fields_to_text`] for the rules).
+    fn text_field(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        if !self.text.is_empty() {
+            self.text.push(b' ');
+        }
+        if name != "message" {
+            self.text.extend_from_slice(name.as_bytes());
+            self.text.push(b'=');
+        }
+        write(&mut self.text);
     }
 
     /// Re-renders [`json`](Self::json) after fields were recorded.
@@ -321,33 +398,44 @@ impl Visit for SpanVisitor<'_> {
         let mut v = Vec::new();
         write_f64(&mut v, value);
         self.0.insert(field.name(), v);
+        self.0.text_field(field.name(), |out| {
+            let _ = write!(VecWriter(out), "{value:?}");
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         let mut v = Vec::new();
         write_int(&mut v, value);
         self.0.insert(field.name(), v);
+        self.0.text_field(field.name(), |out| write_int(out, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         let mut v = Vec::new();
         write_int(&mut v, value);
         self.0.insert(field.name(), v);
+        self.0.text_field(field.name(), |out| write_int(out, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        let v = if value {
-            b"true".to_vec()
-        } else {
-            b"false".to_vec()
-        };
-        self.0.insert(field.name(), v);
+        let v: &[u8] = if value { b"true" } else { b"false" };
+        self.0.insert(field.name(), v.to_vec());
+        self.0
+            .text_field(field.name(), |out| out.extend_from_slice(v));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
         let mut v = Vec::new();
         write_str(&mut v, value);
         self.0.insert(field.name(), v);
+        let message = field.name() == "message";
+        self.0.text_field(field.name(), |out| {
+            if message {
+                out.extend_from_slice(value.as_bytes());
+            } else {
+                let _ = write!(VecWriter(out), "{value:?}");
+            }
+        });
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
@@ -360,6 +448,16 @@ impl Visit for SpanVisitor<'_> {
         }
         v.push(b']');
         self.0.insert(field.name(), v);
+        self.0.text_field(field.name(), |out| {
+            out.push(b'[');
+            for (i, b) in value.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                let _ = write!(VecWriter(out), "{b:02x}");
+            }
+            out.push(b']');
+        });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -369,12 +467,13 @@ impl Visit for SpanVisitor<'_> {
         if name.starts_with("log.") {
             return;
         }
-        let name = name.strip_prefix("r#").unwrap_or(name);
         let mut text = String::new();
         let _ = write!(text, "{value:?}");
         let mut v = Vec::with_capacity(text.len() + 2);
         write_str(&mut v, &text);
-        self.0.insert(name, v);
+        self.0.insert(name.strip_prefix("r#").unwrap_or(name), v);
+        self.0
+            .text_field(name, |out| out.extend_from_slice(text.as_bytes()));
     }
 }
 

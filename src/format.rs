@@ -1,28 +1,101 @@
-//! Turning a [`Record`] into one JSON line (writer side).
+//! Turning a [`Record`] into one line (writer side), in the sink's [`Format`].
 //!
-//! Key order follows `tracing_subscriber::fmt::layer().json()`: `timestamp`, `level`, `fields`,
-//! `target`, then `span` and `spans` when the event is inside one.
+//! JSON key order follows `tracing_subscriber::fmt::layer().json()`: `timestamp`, `level`,
+//! `fields`, `target`, `filename` and `line_number` (if enabled), then `span` and `spans` when
+//! the event is inside one, then `threadName` (if enabled). The text format follows
+//! tracing-subscriber's default (full) format without colours.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
 use tracing::Level;
 
-use crate::encode::{fields_to_json, log_target, write_str, write_str_bytes};
+use crate::encode::{
+    fields_to_json, fields_to_text, log_target, write_int, write_str, write_str_bytes,
+};
 use crate::record::Record;
 
-/// Formats records into JSON lines, caching the date-time text of the current second.
+/// How each event is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// One JSON object per line, the same JSON value as
+    /// `tracing_subscriber::fmt::layer().json()` writes. The default.
+    #[default]
+    Json,
+    /// One human-readable line per event, like tracing-subscriber's default (full) format
+    /// without colours:
+    /// `2026-11-24T14:26:18.169272Z  INFO request{id=7}: my_app::http: served status=200`.
+    Text,
+}
+
+/// Formats records into lines, caching the date-time text of the current second.
 #[derive(Debug, Default)]
 pub(crate) struct LineFormatter {
     /// The whole second `prefix` was made for, if any.
     cached_second: Option<i64>,
     /// `"YYYY-MM-DDTHH:MM:SS.` for `cached_second`.
     prefix: Vec<u8>,
+    format: Format,
+    /// Write the event's source file and line.
+    file_and_line: bool,
 }
 
 impl LineFormatter {
-    /// Appends `record` as one `\n`-terminated JSON line to `out`.
+    pub(crate) fn new(format: Format, file_and_line: bool) -> Self {
+        LineFormatter {
+            format,
+            file_and_line,
+            ..LineFormatter::default()
+        }
+    }
+
+    /// Appends `record` as one `\n`-terminated line to `out`.
     pub(crate) fn format(&mut self, record: &Record, out: &mut Vec<u8>) {
+        match self.format {
+            Format::Json => self.json(record, out),
+            Format::Text => self.text(record, out),
+        }
+    }
+
+    /// The text format: `<time> <LEVEL> <thread>spans: target: file:line: fields`.
+    fn text(&mut self, record: &Record, out: &mut Vec<u8>) {
+        self.timestamp(record.time, out);
+        out.extend_from_slice(match *record.meta.level() {
+            Level::TRACE => b" TRACE ",
+            Level::DEBUG => b" DEBUG ",
+            Level::INFO => b"  INFO ",
+            Level::WARN => b"  WARN ",
+            _ => b" ERROR ",
+        });
+        // Thread part (`name `) then span part (`a{k=v}:b: `), as the layer rendered them.
+        out.extend_from_slice(&record.buf[record.span_end..]);
+        out.extend_from_slice(&record.buf[record.fields_len..record.span_end]);
+        let fields = &record.buf[..record.fields_len];
+        match log_target(record.meta, fields) {
+            Some(target) => out.extend_from_slice(target),
+            None => out.extend_from_slice(record.meta.target().as_bytes()),
+        }
+        out.extend_from_slice(b": ");
+        if self.file_and_line {
+            if let Some(file) = record.meta.file() {
+                out.extend_from_slice(file.as_bytes());
+                out.push(b':');
+                if record.meta.line().is_none() {
+                    out.push(b' ');
+                }
+            }
+            if let Some(line) = record.meta.line() {
+                write_int(out, line);
+                out.extend_from_slice(b": ");
+            }
+        }
+        fields_to_text(record.meta, fields, out);
+        out.push(b'\n');
+    }
+
+    /// The JSON format.
+    fn json(&mut self, record: &Record, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"timestamp\":\"");
         self.timestamp(record.time, out);
         out.extend_from_slice(b"\",\"level\":\"");
@@ -35,6 +108,17 @@ impl LineFormatter {
             Some(target) => write_str_bytes(out, target),
             None => write_str(out, record.meta.target()),
         }
+        if self.file_and_line {
+            if let Some(file) = record.meta.file() {
+                out.extend_from_slice(b",\"filename\":");
+                write_str(out, file);
+            }
+            if let Some(line) = record.meta.line() {
+                out.extend_from_slice(b",\"line_number\":");
+                write_int(out, line);
+            }
+        }
+        // The span part, then the thread part: both already JSON.
         out.extend_from_slice(&record.buf[record.fields_len..]);
         out.extend_from_slice(b"}\n");
     }
@@ -47,6 +131,13 @@ impl LineFormatter {
         dropped: u64,
         out: &mut Vec<u8>,
     ) {
+        if self.format == Format::Text {
+            self.timestamp(time, out);
+            out.extend_from_slice(b"  WARN logsink: dropped events dropped=");
+            write_int(out, dropped);
+            out.push(b'\n');
+            return;
+        }
         out.extend_from_slice(b"{\"timestamp\":\"");
         self.timestamp(time, out);
         out.extend_from_slice(

@@ -17,7 +17,7 @@ use crate::current;
 use crate::encode::{span_json_without_fields, EventEncoder, SpanFields, SpanVisitor};
 use crate::record::{Msg, PoolTaker, Record, LARGE_EVENT};
 use crate::stats::Shared;
-use crate::Overflow;
+use crate::{Format, Overflow};
 
 /// The [`Layer`] half of a sink: install it in a `tracing-subscriber` registry.
 ///
@@ -45,6 +45,9 @@ pub struct SinkLayer {
     pub(crate) id: u64,
     /// The byte budget for large records in the queue.
     pub(crate) queue_bytes: usize,
+    pub(crate) format: Format,
+    /// Add the calling thread's name to each line.
+    pub(crate) thread_names: bool,
 }
 
 impl SinkLayer {
@@ -171,7 +174,7 @@ impl SinkLayer {
             current::Current::Render(span) => {
                 let start = out.len();
                 if let Some(current) = ctx.lookup_current() {
-                    self.push_current(&current, true, out);
+                    self.push_current_part(&current, out);
                     // Only cache what belongs to the span the stack holds (they agree unless a
                     // span was entered through another dispatcher).
                     if current.id().into_u64() == span {
@@ -181,9 +184,20 @@ impl SinkLayer {
             }
             current::Current::Unknown => {
                 if let Some(current) = ctx.lookup_current() {
-                    self.push_current(&current, true, out);
+                    self.push_current_part(&current, out);
                 }
             }
+        }
+    }
+
+    /// The span part of an event in `current`, in this layer's format.
+    fn push_current_part<S>(&self, current: &SpanRef<'_, S>, out: &mut Vec<u8>)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        match self.format {
+            Format::Json => self.push_current(current, true, out),
+            Format::Text => push_text_scope(current, out),
         }
     }
 
@@ -302,26 +316,13 @@ where
         event.record(&mut EventEncoder { buf: &mut buf });
         let fields_len = buf.len();
 
-        // The same choice of spans as tracing-subscriber's JSON formatter: `span` is the
-        // explicit parent or else the current span; `spans` is always the current scope.
-        match event.parent() {
-            None => self.push_contextual(&ctx, &mut buf),
-            Some(parent) => {
-                let explicit = ctx.span(parent);
-                let current = ctx.lookup_current();
-                match (explicit, current) {
-                    (None, Some(current)) => self.push_current(&current, true, &mut buf),
-                    (Some(parent), current) => {
-                        buf.extend_from_slice(b",\"span\":");
-                        push_span(&parent, &mut buf);
-                        match current {
-                            Some(current) => self.push_current(&current, false, &mut buf),
-                            None => buf.extend_from_slice(b",\"spans\":[]"),
-                        }
-                    }
-                    (None, None) => {}
-                }
-            }
+        match self.format {
+            Format::Json => self.push_json_spans(event, &ctx, &mut buf),
+            Format::Text => self.push_text_spans(event, &ctx, &mut buf),
+        }
+        let span_end = buf.len();
+        if self.thread_names {
+            push_thread_name(self.format, &mut buf);
         }
 
         self.send(Record {
@@ -329,6 +330,95 @@ where
             time,
             buf,
             fields_len,
+            span_end,
         });
     }
+}
+
+impl SinkLayer {
+    /// The JSON span part, with the same choice of spans as tracing-subscriber's JSON
+    /// formatter: `span` is the explicit parent or else the current span; `spans` is always
+    /// the current scope.
+    fn push_json_spans<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, buf: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(parent) = event.parent() else {
+            return self.push_contextual(ctx, buf);
+        };
+        let explicit = ctx.span(parent);
+        let current = ctx.lookup_current();
+        match (explicit, current) {
+            (None, Some(current)) => self.push_current(&current, true, buf),
+            (Some(parent), current) => {
+                buf.extend_from_slice(b",\"span\":");
+                push_span(&parent, buf);
+                match current {
+                    Some(current) => self.push_current(&current, false, buf),
+                    None => buf.extend_from_slice(b",\"spans\":[]"),
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// The text span part, `root{k=v}:leaf: `, over the event's scope as tracing-subscriber's
+    /// full format shows it: the explicit parent's scope, none for an explicit root, else the
+    /// current span's (cached on this thread's stack of entered spans).
+    fn push_text_spans<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, buf: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if event.is_contextual() {
+            return self.push_contextual(ctx, buf);
+        }
+        if let Some(span) = event.parent().and_then(|id| ctx.span(id)) {
+            push_text_scope(&span, buf);
+        }
+    }
+}
+
+/// Writes `root{k=v}:...:span{k=v}: ` for `span`'s scope.
+fn push_text_scope<S>(span: &SpanRef<'_, S>, out: &mut Vec<u8>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    for span in span.scope().from_root() {
+        out.extend_from_slice(span.name().as_bytes());
+        if let Some(fields) = span.extensions().get::<SpanFields>() {
+            if !fields.text().is_empty() {
+                out.push(b'{');
+                out.extend_from_slice(fields.text());
+                out.push(b'}');
+            }
+        }
+        out.push(b':');
+    }
+    out.push(b' ');
+}
+
+thread_local! {
+    /// This thread's name as the JSON and text formats write it, made on first use.
+    static THREAD_NAME: std::cell::OnceCell<(Vec<u8>, Vec<u8>)> = const { std::cell::OnceCell::new() };
+}
+
+/// Appends the thread part: `,"threadName":"..."` (JSON) or `name ` (text). An unnamed
+/// thread shows its id, as tracing-subscriber does (`ThreadId(7)`).
+fn push_thread_name(format: Format, out: &mut Vec<u8>) {
+    let _ = THREAD_NAME.try_with(|cell| {
+        let (json, text) = cell.get_or_init(|| {
+            let thread = std::thread::current();
+            let name = match thread.name() {
+                Some(name) => name.to_owned(),
+                None => format!("{:?}", thread.id()),
+            };
+            let mut json = b",\"threadName\":".to_vec();
+            crate::encode::write_str(&mut json, &name);
+            (json, format!("{name} ").into_bytes())
+        });
+        out.extend_from_slice(match format {
+            Format::Json => json,
+            Format::Text => text,
+        });
+    });
 }

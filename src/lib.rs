@@ -94,6 +94,7 @@ mod writer;
 pub use builder::{Builder, LogSink, Overflow, MAX_QUEUE_CAPACITY};
 pub use compress::Compression;
 pub use error::Error;
+pub use format::Format;
 pub use guard::SinkGuard;
 pub use layer::SinkLayer;
 pub use rotation::Period;

@@ -37,10 +37,13 @@ pub(crate) struct Record {
     pub(crate) meta: &'static Metadata<'static>,
     /// When the event happened, read raw on the caller and formatted on the writer.
     pub(crate) time: SystemTime,
-    /// `buf[..fields_len]` holds the encoded fields, `buf[fields_len..]` the span part of the
-    /// line, already JSON (`,"span":{..},"spans":[..]`, or empty outside any span).
+    /// `buf[..fields_len]` holds the encoded fields; `buf[fields_len..span_end]` the span
+    /// part of the line and `buf[span_end..]` the thread part, both already in the sink's
+    /// format (JSON: `,"span":{..},"spans":[..]` and `,"threadName":".."`; text: `a{k=v}:b: `
+    /// and `name `), each empty when it does not apply.
     pub(crate) buf: Vec<u8>,
     pub(crate) fields_len: usize,
+    pub(crate) span_end: usize,
 }
 
 /// A message from the layer or the guard to the writer.

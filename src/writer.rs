@@ -168,6 +168,7 @@ impl Writer {
         janitor: JanitorHandle,
         clock: Clock,
         flush_interval: Duration,
+        formatter: LineFormatter,
         preamble: &[u8],
     ) -> Self {
         Writer {
@@ -178,7 +179,7 @@ impl Writer {
             janitor,
             clock,
             flush_interval,
-            formatter: LineFormatter::default(),
+            formatter,
             out: Vec::from(preamble),
             out_events: 0,
             spill: Vec::new(),

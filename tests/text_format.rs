@@ -1,0 +1,209 @@
+//! `Format::Text`, `with_thread_names` and `with_file_and_line`, compared line by line with
+//! tracing-subscriber's own output for the same events (its default full format without
+//! colours, and its JSON format with the same options). Timestamps are cut off before
+//! comparing: they are taken at slightly different moments.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use logsink::{Format, LogSink};
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedBuf {
+    type Writer = SharedBuf;
+    fn make_writer(&'a self) -> SharedBuf {
+        self.clone()
+    }
+}
+
+impl SharedBuf {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[derive(Debug)]
+#[allow(dead_code)] // read through `Debug`
+struct Point {
+    x: i32,
+    y: i32,
+}
+
+/// A variety of events: every value type, messages with arguments, `r#` and dotted names,
+/// nested spans with fields, a field recorded later, explicit parents and roots.
+fn emit() {
+    tracing::info!("plain message");
+    tracing::warn!(
+        count = 3u64,
+        delta = -7i64,
+        ratio = 0.25,
+        nan = f64::NAN,
+        ok = true,
+        "values {}",
+        42
+    );
+    tracing::error!(text = "with \"quotes\" and \\ and\nnewline", point = ?Point { x: 1, y: -2 }, shown = %"displayed");
+    tracing::debug!(r#type = "raw", http.status = 200, "names");
+    tracing::trace!(big = u128::MAX, small = i128::MIN, "wide integers");
+    let outer = tracing::info_span!("server", port = 8080, host = "example.org");
+    let _outer = outer.enter();
+    tracing::info!("in one span");
+    let inner = tracing::info_span!("request", id = 7, path = tracing::field::Empty);
+    inner.record("path", "/items");
+    let _inner = inner.enter();
+    tracing::info!(status = 200, "served");
+    let empty = tracing::info_span!("no_fields");
+    tracing::info!(parent: &empty, "explicit parent");
+    tracing::info!(parent: None, "explicit root");
+    tracing::info!(target: "custom::target", "target override");
+}
+
+/// Our lines and the reference's, with the timestamp (the first token) removed.
+fn compare(ours: &str, theirs: &str, strip: impl Fn(&str) -> String) {
+    let ours: Vec<String> = ours.lines().map(&strip).collect();
+    let theirs: Vec<String> = theirs.lines().map(&strip).collect();
+    assert_eq!(ours.len(), theirs.len(), "line counts differ");
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a, b, "\n ours: {a}\ntheirs: {b}");
+    }
+}
+
+fn without_timestamp(line: &str) -> String {
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert_eq!(stamp.len(), 27, "{stamp}");
+    rest.to_owned()
+}
+
+fn json_without_timestamp(line: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(line).unwrap();
+    value.as_object_mut().unwrap().remove("timestamp");
+    value.to_string()
+}
+
+#[test]
+fn text_lines_match_the_default_formatter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = LogSink::builder()
+        .directory(dir.path())
+        .format(Format::Text)
+        .build()
+        .unwrap();
+    let reference = SharedBuf::default();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry().with(layer).with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(reference.clone()),
+        ),
+    );
+    tracing::dispatcher::with_default(&dispatch, emit);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(stats.events_written, 10);
+    let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    compare(&ours, &reference.text(), without_timestamp);
+}
+
+#[test]
+fn file_and_line_match_in_text_and_json() {
+    for format in [Format::Text, Format::Json] {
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, guard) = LogSink::builder()
+            .directory(dir.path())
+            .format(format)
+            .with_file_and_line(true)
+            .build()
+            .unwrap();
+        let reference = SharedBuf::default();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_file(true)
+            .with_line_number(true)
+            .with_writer(reference.clone());
+        let dispatch = match format {
+            Format::Text => Dispatch::new(tracing_subscriber::registry().with(layer).with(fmt)),
+            _ => Dispatch::new(tracing_subscriber::registry().with(layer).with(fmt.json())),
+        };
+        tracing::dispatcher::with_default(&dispatch, emit);
+        guard.shutdown_blocking().unwrap();
+        let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+        assert!(ours.contains("text_format.rs"), "{ours}");
+        match format {
+            Format::Text => compare(&ours, &reference.text(), without_timestamp),
+            _ => compare(&ours, &reference.text(), json_without_timestamp),
+        }
+    }
+}
+
+#[test]
+fn thread_names_match_in_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = LogSink::builder()
+        .directory(dir.path())
+        .with_thread_names(true)
+        .build()
+        .unwrap();
+    let reference = SharedBuf::default();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry().with(layer).with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_thread_names(true)
+                .with_writer(reference.clone()),
+        ),
+    );
+    for name in [Some("worker-1"), None] {
+        let dispatch = dispatch.clone();
+        let mut builder = std::thread::Builder::new();
+        if let Some(name) = name {
+            builder = builder.name(name.to_owned());
+        }
+        builder
+            .spawn(move || tracing::dispatcher::with_default(&dispatch, emit))
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+    guard.shutdown_blocking().unwrap();
+    let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    assert!(ours.contains(r#""threadName":"worker-1""#), "{ours}");
+    assert!(ours.contains(r#""threadName":"ThreadId("#), "{ours}");
+    compare(&ours, &reference.text(), json_without_timestamp);
+}
+
+#[test]
+fn text_thread_names_come_after_the_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = LogSink::builder()
+        .directory(dir.path())
+        .format(Format::Text)
+        .with_thread_names(true)
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    std::thread::Builder::new()
+        .name("worker-7".to_owned())
+        .spawn(move || tracing::dispatcher::with_default(&dispatch, || tracing::info!(n = 1, "hi")))
+        .unwrap()
+        .join()
+        .unwrap();
+    guard.shutdown_blocking().unwrap();
+    let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    assert_eq!(
+        without_timestamp(ours.trim_end()),
+        " INFO worker-7 text_format: hi n=1"
+    );
+}
