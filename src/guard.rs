@@ -1,11 +1,28 @@
 //! [`SinkGuard`]: flush, statistics, and the shutdown handshake.
 //!
 //! Markers go through the same FIFO channel as events, so "everything sent before" is exact.
-//! Shutdown first sets the shared `closed` flag (events that start after it are counted as
-//! dropped by the layer), then sends the marker; the writer writes everything before the
-//! marker, closes the file, and answers. Blocking waits use a crossbeam channel; async waits a
-//! tokio oneshot, which needs no runtime to be answered, so a sink never depends on a runtime
-//! being alive.
+//! Blocking waits use a crossbeam channel; async waits a tokio oneshot, which needs no runtime
+//! to be answered, so a sink never depends on a runtime being alive.
+//!
+//! # Why shutdown neither loses the last batch nor deadlocks
+//!
+//! 1. The guard stores `closed = true` (Release), then sends the `Shutdown` marker. From the
+//!    store on, the layer counts new events as dropped without sending them (Acquire load).
+//! 2. The channel is FIFO: every event whose send completed before the marker's send is ahead
+//!    of it, and the writer handles messages in order, so all of them are formatted before
+//!    the marker is seen. The writer then writes them out (retrying a failing disk for a
+//!    while), syncs and closes the file, waits for the janitor to finish its queue, and only
+//!    then answers: the answer means "on disk".
+//! 3. An event that passed the `closed` check before step 1 but was sent after the marker is
+//!    not lost uncounted: after answering, the writer keeps receiving until every sender is
+//!    gone and counts what arrives as dropped. Because it keeps receiving, a caller blocked on
+//!    a full queue (`Overflow::Block`) always gets room; nobody waits forever.
+//! 4. The marker itself can wait for room in a full queue. The writer always drains: it never
+//!    blocks on anything a caller holds (it parks with a timeout, and joins only the janitor,
+//!    which needs nothing from callers), and when writes fail it stops draining only until
+//!    shutdown begins (`closed`), so the marker gets through even with a dead disk.
+//! 5. If the writer thread died (a bug), its end of the reply channel is dropped and the guard
+//!    gets [`Error::WriterGone`] instead of waiting.
 
 use std::sync::atomic::Ordering::Release;
 use std::sync::Arc;

@@ -22,7 +22,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -208,8 +208,14 @@ impl Writer {
     pub(crate) fn run(mut self) {
         let mut idle = MIN_IDLE;
         loop {
-            if self.retry_at.is_some() && self.out.len() >= self.max_pending() {
-                // Backpressure: leave the queue alone until the disk takes data again.
+            if self.retry_at.is_some()
+                && self.out.len() >= self.max_pending()
+                && !self.shared.closed.load(Acquire)
+            {
+                // Backpressure: leave the queue alone until the disk takes data again. Not once
+                // shutdown has begun: its marker must get through the queue (events after it
+                // are dropped by the layer, so the queue holds at most its capacity), and
+                // shutdown then gives up on what the disk will not take.
                 self.sleep_until_retry();
                 self.write_out();
                 continue;

@@ -258,3 +258,27 @@ fn a_failing_compression_keeps_the_file_and_is_retried() {
     let kept = seqs(&read_all(tmp.path()));
     assert_eq!(kept, (100 - kept.len() as u64..100).collect::<Vec<_>>());
 }
+
+/// A disk that never recovers does not hang shutdown, even with a `Block` caller stuck on a
+/// full queue: shutdown lets the writer drain again so that its marker gets through, retries
+/// for a while, then gives up, returns the error, and counts every event as dropped; the stuck
+/// caller is released and its remaining events are counted too.
+#[test]
+fn shutdown_with_a_dead_disk_gives_up_and_counts_everything() {
+    const EVENTS: u64 = 5_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(LogSink::builder().queue_capacity(64), tmp.path());
+    faults.max_pending.store(16 * 1024, Relaxed);
+    faults.writes.store(true, Relaxed);
+    let stats = guard.stats_handle();
+    let producer = std::thread::spawn(move || log(&dispatch, 0..EVENTS));
+    wait_for("a full queue", || stats.get().queue_len == 64);
+
+    let error = guard.shutdown_blocking().unwrap_err();
+    assert!(is_enospc(&error), "{error}");
+    producer.join().unwrap();
+    wait_for("every event accounted for", || {
+        stats.get().events_dropped == EVENTS
+    });
+    assert_eq!(stats.get().events_written, 0);
+}
