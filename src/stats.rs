@@ -10,7 +10,9 @@ use crate::Error;
 /// returned by shutdown.
 ///
 /// Every event a caller emitted through the layer ends up in exactly one of `events_written`
-/// and `events_dropped` once the sink has shut down.
+/// and `events_dropped`. The `Stats` returned by shutdown can miss an event that raced with it
+/// (started before shutdown began, reached the queue after its marker): the writer counts it as
+/// dropped just after. A [`StatsHandle`] read once every caller is done shows the final count.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Stats {
