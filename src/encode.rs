@@ -53,8 +53,8 @@ pub(crate) struct EventEncoder<'a> {
 impl EventEncoder<'_> {
     #[inline]
     fn head(&mut self, tag: u8, field: &Field) -> bool {
-        // A `FieldSet` from the tracing macros has at most 32 fields; a hand-built callsite
-        // with more than 65,535 would be dropped field by field rather than mis-named.
+        // A callsite with more than 65,535 fields (possible only when built by hand) loses the
+        // fields past that, rather than mis-naming them.
         let Ok(index) = u16::try_from(field.index()) else {
             return false;
         };
@@ -66,9 +66,10 @@ impl EventEncoder<'_> {
     #[inline]
     fn string(&mut self, field: &Field, s: &str) {
         if self.head(STR, field) {
-            self.buf.extend_from_slice(&len_u32(s.len()).to_le_bytes());
+            let bytes = &s.as_bytes()[..fit_u32(s.as_bytes())];
             self.buf
-                .extend_from_slice(&s.as_bytes()[..len_u32(s.len()) as usize]);
+                .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(bytes);
         }
     }
 
@@ -82,20 +83,26 @@ impl EventEncoder<'_> {
             // would have panicked instead; a panicking one unwinds out of the caller's event,
             // and this buffer (never sent) is simply freed.
             let _ = write!(VecWriter(self.buf), "{value:?}");
-            let len = self.buf.len() - len_at - 4;
-            if len > u32::MAX as usize {
-                self.buf.truncate(len_at + 4 + u32::MAX as usize);
-            }
-            let len = len_u32(len);
-            self.buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+            let len = fit_u32(&self.buf[len_at + 4..]);
+            self.buf.truncate(len_at + 4 + len);
+            self.buf[len_at..len_at + 4].copy_from_slice(&(len as u32).to_le_bytes());
         }
     }
 }
 
-/// Lengths are stored in 4 bytes; a single value over 4 GiB is cut to fit.
+/// How much of the UTF-8 `text` fits a 4-byte length: all of it, or (for a single value over
+/// 4 GiB) the most that ends on a character boundary, so that the line stays valid UTF-8.
 #[inline]
-fn len_u32(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
+fn fit_u32(text: &[u8]) -> usize {
+    if text.len() <= u32::MAX as usize {
+        return text.len();
+    }
+    let mut end = u32::MAX as usize;
+    // Continuation bytes are 0b10xx_xxxx: back up to the start of the cut character.
+    while end > 0 && text[end] & 0xC0 == 0x80 {
+        end -= 1;
+    }
+    end
 }
 
 impl Visit for EventEncoder<'_> {
@@ -268,7 +275,12 @@ pub(crate) fn log_target<'a>(
     meta: &'static Metadata<'static>,
     fields: &'a [u8],
 ) -> Option<&'a [u8]> {
-    if meta.target() != "log" {
+    // tracing-log's callsites: target `log`, name `log event`, and the record's target in a
+    // `log.target` field. A user's own event that merely looks similar keeps its target.
+    if meta.target() != "log"
+        || meta.name() != "log event"
+        || meta.fields().field("log.module_path").is_none()
+    {
         return None;
     }
     (Fields {
@@ -372,6 +384,20 @@ impl SpanFields {
         self.json.extend_from_slice(b"\"name\":");
         write_str(&mut self.json, span_name);
         self.json.push(b'}');
+    }
+
+    /// Takes in fields recorded later (into a fresh `SpanFields`): their values replace
+    /// earlier ones in JSON, and are appended in the text format.
+    pub(crate) fn merge(&mut self, later: SpanFields) {
+        for (name, value) in later.values {
+            self.insert(name, value);
+        }
+        if !later.text.is_empty() {
+            if !self.text.is_empty() {
+                self.text.push(b' ');
+            }
+            self.text.extend_from_slice(&later.text);
+        }
     }
 
     fn insert(&mut self, name: &'static str, value: Vec<u8>) {

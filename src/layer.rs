@@ -284,10 +284,14 @@ where
 
     fn on_record(&self, id: &Id, values: &SpanRecord<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        // Format the values (user code: it may panic) before taking the span's lock, so that a
+        // panicking `Debug` cannot poison the span for every later event.
+        let mut recorded = SpanFields::new(self.id);
+        values.record(&mut SpanVisitor(&mut recorded));
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
             // With two sinks on one registry each records the same values: idempotent.
-            values.record(&mut SpanVisitor(fields));
+            fields.merge(recorded);
             fields.render(span.name());
             // After the new fields are in place (Release): every cached `spans` list in the
             // process is now stale, this span's and its descendants'.

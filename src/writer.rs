@@ -345,6 +345,15 @@ impl Writer {
         self.append_line(record.time, |formatter, out| formatter.format(&record, out));
         self.out_events += 1;
         self.pool.give(record.buf);
+        self.write_if_full();
+    }
+
+    /// Writes the buffer once it is large (and the disk is not failing). Called after the
+    /// line's bookkeeping (`out_events`, `others`), so that a write counts it.
+    fn write_if_full(&mut self) {
+        if self.out.len() >= WRITE_THRESHOLD && self.retry_at.is_none() {
+            self.write_out();
+        }
     }
 
     /// Appends one line (written by `write`) for the active file, rotating first if the line's
@@ -377,9 +386,6 @@ impl Writer {
         if self.flush_due.is_none() {
             self.flush_due = Some(Instant::now() + self.flush_interval);
         }
-        if self.out.len() >= WRITE_THRESHOLD && self.retry_at.is_none() {
-            self.write_out();
-        }
     }
 
     /// Writes one WARN line with the number of events a full queue refused since the last such
@@ -397,6 +403,7 @@ impl Writer {
             formatter.dropped_events_line(now, dropped, out)
         });
         self.others.push(self.out.len());
+        self.write_if_full();
     }
 
     /// `Ok` when nothing waits in memory, else the error that keeps it there.
