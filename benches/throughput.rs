@@ -6,7 +6,8 @@
 //! - **throughput**: 4 threads log flat out; the clock stops when shutdown has returned (for
 //!   logsink: every rotated file compressed). 64 MiB rotation.
 //! - **caller latency**: the same 4 threads paced at a rate every sink keeps up with; each
-//!   call is timed on the calling thread; p50, p99, p99.9 and max over all calls.
+//!   call is timed on the calling thread; p50, p99, p99.9 and max over all calls. A registry
+//!   with a no-op layer, timed the same way, gives the floor.
 //!
 //! Settings (environment): `BENCH_ROUNDS` (default 5), `BENCH_EVENTS` per thread for the
 //! throughput runs (default 250,000), `BENCH_RATE` events/s per thread for the latency runs
@@ -26,6 +27,8 @@ const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The sinks compared.
 const SINKS: [&str; 3] = ["tracing-appender", "logsink-gzip6", "logsink-none"];
+/// A registry with a layer that does nothing: the floor for caller latency (timer included).
+const NOOP: &str = "noop-layer";
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -44,7 +47,8 @@ fn main() {
     let mut results: BTreeMap<(String, String), Vec<BTreeMap<String, f64>>> = BTreeMap::new();
     for round in 0..rounds {
         for mode in ["throughput", "latency"] {
-            for sink in SINKS {
+            let noop = (mode == "latency").then_some(NOOP);
+            for sink in SINKS.into_iter().chain(noop) {
                 eprint!(
                     "\rround {}/{rounds}: {mode} {sink}                ",
                     round + 1
@@ -160,6 +164,12 @@ type Finish = Box<dyn FnOnce() -> u64>;
 /// A dispatcher logging into `dir` through `sink`, and what ends it (returning events dropped).
 fn make_sink(sink: &str, dir: &Path) -> (Dispatch, Finish) {
     match sink {
+        NOOP => {
+            struct Noop;
+            impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
+            let dispatch = Dispatch::new(tracing_subscriber::registry().with(Noop));
+            (dispatch, Box::new(|| 0))
+        }
         "tracing-appender" => {
             let file = tracing_appender::rolling::never(dir, "app.log");
             let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -324,17 +334,24 @@ fn report(results: &BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>, roun
             get("throughput", sink, "dropped") + get("latency", sink, "dropped"),
         );
     }
+    println!(
+        "\n{NOOP} (registry + a layer that does nothing, same timer): p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns",
+        get("latency", NOOP, "p50_ns"),
+        get("latency", NOOP, "p99_ns"),
+        get("latency", NOOP, "p999_ns"),
+    );
     let base = "tracing-appender";
     println!("\nratios against {base} (same run):\n");
-    println!("| sink | throughput | p50 | p99 | p99.9 |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| sink | throughput | p50 | p99 | p99.9 | p50 against {NOOP} |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for sink in &SINKS[1..] {
         println!(
-            "| {sink} | {:.2}× | 1/{:.1} | 1/{:.1} | 1/{:.1} |",
+            "| {sink} | {:.2}× | 1/{:.1} | 1/{:.1} | 1/{:.1} | {:.1}× |",
             get("throughput", sink, "events_per_s") / get("throughput", base, "events_per_s"),
             get("latency", base, "p50_ns") / get("latency", sink, "p50_ns"),
             get("latency", base, "p99_ns") / get("latency", sink, "p99_ns"),
             get("latency", base, "p999_ns") / get("latency", sink, "p999_ns"),
+            get("latency", sink, "p50_ns") / get("latency", NOOP, "p50_ns"),
         );
     }
 }
