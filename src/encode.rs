@@ -516,8 +516,45 @@ impl fmt::Write for VecWriter<'_> {
 
 /// Writes an integer in decimal.
 #[inline]
-pub(crate) fn write_int(out: &mut Vec<u8>, value: impl fmt::Display) {
-    let _ = write!(VecWriter(out), "{value}");
+pub(crate) fn write_int(out: &mut Vec<u8>, value: impl Into<i128>) {
+    let value: i128 = value.into();
+    if value < 0 {
+        out.push(b'-');
+    }
+    match u64::try_from(value.unsigned_abs()) {
+        Ok(small) => write_u64(out, small),
+        // Beyond 64 bits (128-bit fields only): rare enough for `fmt`.
+        Err(_) => {
+            let _ = write!(VecWriter(out), "{}", value.unsigned_abs());
+        }
+    }
+}
+
+/// Writes `value` in decimal, two digits at a time (no `fmt` machinery: this runs for every
+/// integer field the writer formats).
+fn write_u64(out: &mut Vec<u8>, mut value: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    while value >= 100 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if value >= 10 {
+        let pair = value as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + value as u8;
+    }
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// Writes a float as JSON: finite values in Rust's shortest round-trip form (always with a `.`
@@ -543,7 +580,16 @@ pub(crate) fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip 8 bytes at a time while none needs escaping: the common case, plain text.
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            if !needs_escape(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -558,17 +604,36 @@ pub(crate) fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 0xf) as usize]);
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(escape);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any of the 8 bytes in `word` is a control character, `"` or `\\` (SWAR: the
+/// classic "has zero byte" and "has byte less than" bit tricks on all eight lanes at once).
+#[inline]
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    // A byte below 0x20 (bytes of 0x80 and above, UTF-8, are excluded by `!word`).
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    control | quote | backslash != 0
 }
 
 #[cfg(test)]
@@ -579,6 +644,72 @@ mod tests {
         let mut out = Vec::new();
         write_str(&mut out, text);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_eight_byte_skip_finds_every_byte_that_needs_escaping() {
+        for b in 0..=255u8 {
+            let expected = b < 0x20 || b == b'"' || b == b'\\';
+            for at in 0..8 {
+                for filler in [b'a', 0xC3, 0xFF, b'~'] {
+                    let mut word = [filler; 8];
+                    word[at] = b;
+                    assert_eq!(
+                        needs_escape(u64::from_le_bytes(word)),
+                        expected,
+                        "byte {b:#04x} at {at} among {filler:#04x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for v in [
+            0i128,
+            7,
+            10,
+            99,
+            100,
+            12345,
+            -1,
+            -100,
+            i64::MIN as i128,
+            u64::MAX as i128,
+            i128::MIN,
+            i128::MAX,
+        ] {
+            let mut out = Vec::new();
+            write_int(&mut out, v);
+            assert_eq!(String::from_utf8(out).unwrap(), v.to_string());
+        }
+    }
+
+    #[test]
+    fn long_strings_escape_like_short_ones() {
+        let text = "plain text that is long enough\u{1}\"quoted\" and \\ then é 日本 \n end";
+        assert_eq!(s(text), serde_json_like(text));
+    }
+
+    /// The escaping rules spelled out independently of `write_str_bytes`.
+    fn serde_json_like(text: &str) -> String {
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::{Builder, Compression, Error, LogSink, Overflow, SinkGuard};
 
 /// Waits (polling, bounded) for `condition`; a hang becomes a failure, not a stuck test.
 fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(2));
@@ -273,12 +273,22 @@ fn shutdown_with_a_dead_disk_gives_up_and_counts_everything() {
     let stats = guard.stats_handle();
     let producer = std::thread::spawn(move || log(&dispatch, 0..EVENTS));
     wait_for("a full queue", || stats.get().queue_len == 64);
+    assert!(
+        !producer.is_finished(),
+        "the producer went on although nothing can be written"
+    );
 
     let error = guard.shutdown_blocking().unwrap_err();
     assert!(is_enospc(&error), "{error}");
     producer.join().unwrap();
-    wait_for("every event accounted for", || {
-        stats.get().events_dropped == EVENTS
-    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stats.get().events_dropped != EVENTS {
+        let now = stats.get();
+        assert!(
+            Instant::now() < deadline && now.events_dropped < EVENTS,
+            "not every event accounted for: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     assert_eq!(stats.get().events_written, 0);
 }
