@@ -1,7 +1,8 @@
 //! An asynchronous, structured logging sink for [`tracing`].
 //!
-//! `logsink` is a [`tracing_subscriber::Layer`] that writes one JSON object per line to a file,
-//! from a background thread:
+//! `logsink` is a [`tracing_subscriber::Layer`] that writes one JSON object (or, with
+//! [`Format::Text`], one human-readable line) per event to a file, from a background thread,
+//! and rotates, compresses and prunes its files:
 //!
 //! - **The caller pays little.** The layer copies the event's values into a recycled buffer and
 //!   pushes it through a bounded, lock-free channel (`crossbeam-channel`); formatting, JSON
@@ -14,6 +15,16 @@
 //! - **Tools read it as it is.** Each line is the same JSON value that
 //!   `tracing_subscriber::fmt::layer().json()` writes for the event (keys `timestamp`, `level`,
 //!   `fields`, `target`, `span`, `spans`), with an RFC 3339 UTC timestamp in microseconds.
+//! - **Files take care of themselves.** The active file `<file_name>.log` rotates by size
+//!   and/or time ([`Builder::max_file_size`], [`Builder::rotate_every`]) to names that sort in
+//!   write order; rotated files are gzip-compressed on their own thread ([`Compression`]) and
+//!   pruned by count, total size and age; a crash is repaired at the next start.
+//!
+//! The module-level pieces, in the order an event travels: the layer (`layer`, with field
+//! encoding in `encode` and the thread's entered spans in `current`), the record that crosses
+//! the channel (`record`), the writer (`writer`, with `format` and `rotation`), compression and
+//! retention (`janitor`, `compress`, `retention`), the builder and its errors (`builder`,
+//! `error`), and the guard (`guard`, `stats`).
 //!
 //! # Example
 //!
@@ -47,21 +58,29 @@
 //!
 //! A program usually installs the layer globally with
 //! `tracing_subscriber::registry().with(layer).init()` and keeps the guard in `main` until it
-//! returns.
+//! returns. [`Builder::build_scoped`] gives a [`ScopedSink`] instead, which owns the sink's
+//! life around one future or closure.
 //!
 //! # Guarantees
 //!
 //! - Every event accepted by the layer is in the file once the guard's shutdown returns `Ok`
 //!   (or `Drop` finishes); the file is then synced and closed.
 //! - Every event emitted is either written or counted in [`Stats::events_dropped`]: refused by
-//!   a full queue under `DropNewest`, emitted after shutdown began, or unwritable at shutdown
-//!   (then shutdown returns the error).
+//!   a full queue under `DropNewest` (the writer also reports these in the log itself, as a
+//!   WARN line from target `logsink`), emitted after shutdown began, or unwritable at shutdown
+//!   (then shutdown returns the error). An event whose `Debug` impl panics is neither: the
+//!   panic is the caller's, and the event was never accepted.
 //! - An accepted event reaches the operating system within the
 //!   [`flush_interval`](Builder::flush_interval), or at once with [`SinkGuard::flush`]. A
 //!   process killed with `SIGKILL` loses at most that interval's events; one that calls
 //!   `std::process::exit` or aborts never runs `Drop`, so call `flush` (or shut down) first.
 //! - A failed write never reaches the host program: it is counted, kept as
-//!   [`Stats::last_error`], and retried with backoff.
+//!   [`Stats::last_error`], reported on stderr at most once per 10 seconds per kind, and
+//!   retried with backoff; the lines wait in memory (bounded), a deleted folder or active file
+//!   is created again, and with [`Overflow::Block`] nothing is lost once the disk recovers.
+//! - Memory is bounded: the queue holds at most [`Builder::queue_capacity`] events, and events
+//!   over 4 KiB at most [`Builder::queue_bytes`] together; the calling thread allocates nothing
+//!   per event in steady state.
 
 #![warn(
     missing_docs,
