@@ -70,6 +70,9 @@ impl SinkLayer {
                 match self.overflow {
                     Overflow::Block => self.tx.send(msg).is_ok(),
                     Overflow::DropNewest => {
+                        if large > LARGE_EVENT {
+                            self.shared.large_bytes.fetch_sub(large, Relaxed);
+                        }
                         self.shared.overflowed();
                         return;
                     }
