@@ -292,3 +292,50 @@ fn shutdown_with_a_dead_disk_gives_up_and_counts_everything() {
     }
     assert_eq!(stats.get().events_written, 0);
 }
+
+/// The queue's byte budget holds while the writer cannot take events: with 100 KiB events and
+/// `queue_bytes` of 1 MiB, at most about ten wait in the queue although it has room for 1,000
+/// events; the rest are refused (`DropNewest`), counted, and reported. Memory stays bounded
+/// by bytes, not only by the number of events.
+#[test]
+fn large_events_are_bounded_in_bytes() {
+    const EVENTS: u64 = 50;
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(
+        LogSink::builder()
+            .queue_capacity(1_000)
+            .queue_bytes(1024 * 1024)
+            .overflow(Overflow::DropNewest),
+        tmp.path(),
+    );
+    faults.max_pending.store(16 * 1024, Relaxed);
+    faults.writes.store(true, Relaxed);
+    let big = "x".repeat(100 * 1024);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for seq in 0..EVENTS {
+            tracing::info!(seq, big = big.as_str());
+        }
+    });
+    let stats = guard.stats();
+    // What the queue holds is within the budget (the writer took at most a few before it
+    // stopped for the failing disk); the rest was refused.
+    assert!(
+        stats.queue_len <= 11,
+        "{} large events queued",
+        stats.queue_len
+    );
+    assert!(stats.events_dropped >= EVENTS - 11 - 2, "{stats:?}");
+
+    faults.writes.store(false, Relaxed);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(stats.events_written + stats.events_dropped, EVENTS);
+    let lines = read_all(tmp.path());
+    let written = seqs(&lines);
+    assert_eq!(written.len() as u64, stats.events_written);
+    let reported: u64 = lines
+        .iter()
+        .filter(|l| l["target"] == "logsink")
+        .map(|l| l["fields"]["dropped"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reported, stats.events_dropped);
+}
