@@ -16,6 +16,10 @@ use std::time::Instant;
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
+#[path = "../benches/support/workload.rs"]
+mod workload;
+use workload::{dir_bytes, emit};
+
 const THREADS: u64 = 4;
 const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -107,52 +111,4 @@ fn run_threads(dispatch: &Dispatch, per_thread: u64) {
     for thread in threads {
         thread.join().expect("logging thread panicked");
     }
-}
-
-/// The workload of `benches/throughput.rs`: four event shapes at different levels, 3 to 5
-/// fields each.
-#[inline(never)]
-fn emit(i: u64) {
-    match i % 4 {
-        0 => tracing::info!(
-            request_id = format_args!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-            method = "GET",
-            path = "/api/v1/items",
-            status = 200u16,
-            "request served in {} us",
-            150 + i % 700
-        ),
-        1 => tracing::debug!(
-            cache = "items",
-            hit = !i.is_multiple_of(3),
-            ratio = (i % 1000) as f64 / 1000.0,
-            "cache lookup"
-        ),
-        2 => tracing::warn!(
-            upstream = "billing",
-            attempt = i % 5,
-            latency_ms = 20.5 + (i % 300) as f64,
-            user = "user-4711",
-            "slow upstream"
-        ),
-        _ => tracing::error!(
-            error = "connection reset by peer",
-            code = -104i32,
-            retry = i.is_multiple_of(2),
-            "request {} failed",
-            i
-        ),
-    }
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
 }

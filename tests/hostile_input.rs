@@ -10,10 +10,11 @@
 
 mod common;
 
+use common::SharedBuf;
+
 use std::fmt;
-use std::io::{self, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -22,7 +23,6 @@ use tracing::field::{Empty, FieldSet};
 use tracing::metadata::Kind;
 use tracing::subscriber::Interest;
 use tracing::{debug_span, info, info_span, Dispatch, Level, Metadata, Span};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 
 // ---------------------------------------------------------------------------------------------
@@ -93,29 +93,6 @@ fn read_back(dir: &std::path::Path, stats: logsink::Stats) -> Run {
         lines,
         stats,
         file_len: std::fs::metadata(&path).unwrap().len(),
-    }
-}
-
-/// The reference layer's output: an in-memory buffer.
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for SharedBuf {
-    type Writer = SharedBuf;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
     }
 }
 

@@ -2,30 +2,11 @@
 //! formatter writes them: the record's own target, not tracing-log's shared `log` callsite.
 //! (Its own test binary: `LogTracer` is a process-wide logger.)
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::SharedBuf;
 
 use tracing_subscriber::prelude::*;
-
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedBuf {
-    type Writer = SharedBuf;
-    fn make_writer(&'a self) -> SharedBuf {
-        self.clone()
-    }
-}
 
 #[test]
 fn log_records_match_the_reference_formatter() {
@@ -52,7 +33,7 @@ fn log_records_match_the_reference_formatter() {
     assert_eq!(stats.events_written, 3);
 
     let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
-    let theirs = String::from_utf8(reference.0.lock().unwrap().clone()).unwrap();
+    let theirs = reference.text();
     let parse = |text: &str| -> Vec<serde_json::Value> {
         text.lines()
             .map(|line| {

@@ -3,38 +3,13 @@
 //! colours, and its JSON format with the same options). Timestamps are cut off before
 //! comparing: they are taken at slightly different moments.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::SharedBuf;
 
 use logsink::{Format, LogSink};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
-
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SharedBuf {
-    type Writer = SharedBuf;
-    fn make_writer(&'a self) -> SharedBuf {
-        self.clone()
-    }
-}
-
-impl SharedBuf {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
 
 #[derive(Debug)]
 #[allow(dead_code)] // read through `Debug`
