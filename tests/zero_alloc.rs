@@ -63,6 +63,17 @@ fn emit(i: u64) {
     }
 }
 
+/// Windows of 10,000 events measured after the warm-up, at most.
+const WINDOWS: usize = 5;
+
+/// After a warm-up, a window of 10,000 events on one thread makes no allocation at all.
+///
+/// "Steady state" is when the recycled buffers suffice for everything in flight. The warm-up
+/// fills the queue many times (this loop outruns the writer), which usually gets there; but a
+/// writer descheduled for longer than ever before (a loaded CI machine) can leave more events
+/// in flight than the warm-up saw, and the population then grows once more. So up to
+/// [`WINDOWS`] windows are measured: one must allocate nothing, and none may allocate more than
+/// a handful of times (a per-event allocation would show as thousands).
 #[test]
 fn logging_allocates_nothing_per_event_in_steady_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -72,27 +83,38 @@ fn logging_allocates_nothing_per_event_in_steady_state() {
         .build()
         .unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
-    let allocations = tracing::subscriber::with_default(subscriber, || {
+    let windows = tracing::subscriber::with_default(subscriber, || {
         let outer = tracing::info_span!("server", port = 8080);
         let _outer = outer.enter();
         let inner = tracing::info_span!("request", id = 7, method = "GET");
         let _inner = inner.enter();
-        // Warm-up: the queue fills (the writer is slower than this loop), so the buffer
-        // population grows to everything that can be in flight at once.
         for i in 0..100_000 {
             emit(i);
         }
-        COUNTED.with(|c| c.set(true));
-        for i in 0..10_000 {
-            emit(i);
+        let mut windows = Vec::new();
+        for _ in 0..WINDOWS {
+            let before = ALLOCATIONS.load(Relaxed);
+            COUNTED.with(|c| c.set(true));
+            for i in 0..10_000 {
+                emit(i);
+            }
+            COUNTED.with(|c| c.set(false));
+            windows.push(ALLOCATIONS.load(Relaxed) - before);
+            if windows.last() == Some(&0) {
+                break;
+            }
         }
-        COUNTED.with(|c| c.set(false));
-        ALLOCATIONS.load(Relaxed)
+        windows
     });
     let stats = guard.shutdown_blocking().unwrap();
-    assert_eq!(stats.events_written, 110_000);
+    assert_eq!(stats.events_written, 100_000 + 10_000 * windows.len() as u64);
     assert_eq!(
-        allocations, 0,
-        "the logging thread allocated {allocations} times during 10,000 events"
+        windows.last(),
+        Some(&0),
+        "allocations per window of 10,000 events: {windows:?}"
+    );
+    assert!(
+        windows.iter().all(|&n| n <= 4 * 32),
+        "more than a few buffer batches in a window: {windows:?}"
     );
 }
