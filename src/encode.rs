@@ -646,6 +646,7 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// The 8-byte fast path never skips a byte that needs escaping, whatever its neighbours.
     #[test]
     fn the_eight_byte_skip_finds_every_byte_that_needs_escaping() {
         for b in 0..=255u8 {
@@ -664,6 +665,7 @@ mod tests {
         }
     }
 
+    /// The hand-written integer formatting agrees with `Display` at the edges of every width.
     #[test]
     fn integers_are_written_in_decimal() {
         for v in [
@@ -686,6 +688,7 @@ mod tests {
         }
     }
 
+    /// Strings long enough for the 8-byte fast path escape exactly as the rules say.
     #[test]
     fn long_strings_escape_like_short_ones() {
         let text = "plain text that is long enough\u{1}\"quoted\" and \\ then é 日本 \n end";
@@ -712,6 +715,8 @@ mod tests {
         out
     }
 
+    /// Quotes, backslashes and control characters are escaped as serde_json escapes them; other
+    /// text, U+2028 included, is kept as it is.
     #[test]
     fn escapes_like_json() {
         assert_eq!(s("plain"), "\"plain\"");
@@ -721,6 +726,8 @@ mod tests {
         assert_eq!(s("é日\u{2028}"), "\"é日\u{2028}\"");
     }
 
+    /// Finite floats keep a `.` or an exponent (so they parse back as floats); NaN and the
+    /// infinities become `null`.
     #[test]
     fn floats_parse_back_as_floats() {
         for (value, text) in [

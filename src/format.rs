@@ -226,6 +226,7 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// Timestamps are RFC 3339 in UTC with microseconds, also before 1970.
     #[test]
     fn timestamps_are_rfc3339_utc_micros() {
         let t = UNIX_EPOCH + Duration::new(1_795_962_378, 169_272_999);
@@ -241,6 +242,7 @@ mod tests {
         );
     }
 
+    /// The cached date-time prefix is replaced as soon as the second changes.
     #[test]
     fn the_cache_follows_the_second() {
         let mut f = LineFormatter::default();

@@ -84,12 +84,14 @@ mod tests {
         names(r.select(files(), UNIX_EPOCH + Duration::from_secs(NOW)))
     }
 
+    /// Without limits nothing is selected for deletion.
     #[test]
     fn unlimited_keeps_everything() {
         assert!(Retention::default().is_unlimited());
         assert!(select(Retention::default()).is_empty());
     }
 
+    /// `keep_files` keeps the newest files and selects the rest, oldest first.
     #[test]
     fn by_count_keeps_the_newest() {
         let r = Retention {
@@ -99,6 +101,7 @@ mod tests {
         assert_eq!(select(r), ["f0", "f1", "f2", "f3", "f4", "f5", "f6"]);
     }
 
+    /// `max_total_size` keeps the newest files whose sizes fit together, no fewer.
     #[test]
     fn by_total_size_keeps_the_newest_that_fit() {
         let r = Retention {
@@ -113,6 +116,7 @@ mod tests {
         assert_eq!(select(r).len(), 7);
     }
 
+    /// `max_age` selects the files last written longer ago than the limit.
     #[test]
     fn by_age_uses_the_last_write() {
         // Older than 3.5 days at day 10: last written on day 6 or before.
@@ -123,6 +127,7 @@ mod tests {
         assert_eq!(select(r), ["f0", "f1", "f2", "f3", "f4", "f5", "f6"]);
     }
 
+    /// Several limits together: the strictest decides.
     #[test]
     fn limits_combine_as_the_strictest() {
         let r = Retention {

@@ -233,6 +233,8 @@ mod tests {
         }
     }
 
+    /// Minute, hour and day boundaries fall where the configured offset puts them (positive,
+    /// half-hour and negative offsets), and a time on a boundary belongs to the new period.
     #[test]
     fn boundaries_fall_on_the_period_in_the_offset() {
         let utc = |p| policy(p, 0).next_boundary(at(T)).map(unix_seconds);
@@ -270,6 +272,7 @@ mod tests {
         assert_eq!(on, Some(T - 18 + 60));
     }
 
+    /// A line goes to a fresh file only if it would take a non-empty file past the limit.
     #[test]
     fn size_limit_leaves_room_for_oversized_lines_in_empty_files() {
         let p = Policy {
@@ -284,6 +287,8 @@ mod tests {
         assert!(p.size_exceeded(1_000, 1));
     }
 
+    /// A thousand names in one second, then a clock an hour behind: every name sorts after the
+    /// one before, and none repeats.
     #[test]
     fn names_increase_within_a_second_and_when_the_clock_goes_back() {
         let mut namer = Namer::new("app", None);
@@ -301,6 +306,7 @@ mod tests {
         assert_eq!(unique.len(), names.len());
     }
 
+    /// After a restart the names continue after the newest file found, even with the clock behind.
     #[test]
     fn a_namer_continues_after_an_earlier_run() {
         let earlier = parse_rotated("app", "app.20261124T142618Z.000007.log.gz").unwrap();
@@ -309,12 +315,14 @@ mod tests {
         assert_eq!(namer.next(at(T - 60)), "app.20261124T142618Z.000008.log");
     }
 
+    /// A millionth file in one stamp moves the stamp on instead of widening the sequence.
     #[test]
     fn the_sequence_never_grows_a_seventh_digit() {
         let mut namer = Namer::new("app", Some((T, SEQ_LIMIT - 1)));
         assert_eq!(namer.next(at(T)), "app.20261124T142619Z.000000.log");
     }
 
+    /// Only the exact rotated-name pattern is recognised; look-alikes and other files are not.
     #[test]
     fn only_exact_rotated_names_parse() {
         let ok = parse_rotated("app", "app.20261124T142618Z.000001.log").unwrap();

@@ -194,6 +194,8 @@ mod tests {
         }
     }
 
+    /// Each kind of failure reaches stderr at most once per period, with the count of those held
+    /// back; kinds are independent.
     #[test]
     fn each_kind_is_reported_at_most_once_per_period() {
         let mut r = Reporter::default();
