@@ -375,6 +375,8 @@ fn every_control_char() -> String {
 
 const TEN_MB: usize = 10 * 1024 * 1024;
 
+/// A 10 MB string full of characters to escape, as a `&str`, `Debug` and `Display` field, a
+/// message and a span field: every copy is written whole and unchanged, events in order.
 #[test]
 fn ten_megabyte_values_as_str_debug_display_and_span_field() {
     let text: Arc<str> = mixed_text(TEN_MB, 0x5eed).into();
@@ -439,6 +441,8 @@ impl fmt::Debug for ManySmallWrites {
     }
 }
 
+/// A 100 MB `Debug` value written in about three million small `write_str` calls comes out
+/// whole, every piece in order, between intact events before and after it.
 #[test]
 fn a_debug_value_of_100_mb_written_in_small_pieces() {
     let started = Instant::now();
@@ -484,6 +488,9 @@ impl fmt::Debug for Point {
     }
 }
 
+/// Thirty-two fields of mixed types (integer extremes, NaN, infinities, -0.0, bytes, an error,
+/// `Empty`) match tracing-subscriber's JSON: `Empty` is left out, the callsite's field order is
+/// kept, and -0.0 keeps its sign.
 #[test]
 fn thirty_two_fields_of_mixed_types() {
     let r = run_with_oracle(|| {
@@ -727,6 +734,8 @@ fn many_fields_metadata() -> &'static Metadata<'static> {
     })
 }
 
+/// An event on a hand-built callsite with 3,000 fields: every field is written with its value,
+/// in the callsite's order, and the line matches tracing-subscriber's JSON.
 #[test]
 fn thousands_of_fields_on_a_hand_built_callsite() {
     let r = run_with_oracle(|| {
@@ -810,6 +819,9 @@ fn expected_span(i: usize) -> Value {
     }
 }
 
+/// Spans nested 200 deep, with names and keys that need escaping: `span` and `spans` hold the
+/// whole chain, values recorded later, and the shorter chain as spans close, and every line
+/// matches tracing-subscriber's JSON.
 #[test]
 fn spans_nested_two_hundred_deep() {
     let r = run_with_oracle(|| {
@@ -868,6 +880,8 @@ fn recording_on_a_span_whose_key_needs_escaping() {
     r.check_stats(1);
 }
 
+/// Spans exited and re-entered out of stack order: each of the five events, `span` and `spans`
+/// included, matches tracing-subscriber's JSON.
 #[test]
 fn spans_exited_out_of_order() {
     run_with_oracle(|| {
@@ -891,6 +905,8 @@ fn spans_exited_out_of_order() {
 // Names and strings that need escaping
 // ---------------------------------------------------------------------------------------------
 
+/// Field, span and target names with quotes, backslashes, control characters, non-ASCII text
+/// and an empty name are escaped, keep the callsite's order and match tracing-subscriber's JSON.
 #[test]
 fn field_span_and_target_names_that_need_escaping() {
     let r = run_with_oracle(|| {
@@ -939,6 +955,9 @@ fn field_span_and_target_names_that_need_escaping() {
     r.check_stats(1);
 }
 
+/// A string of every control and special character comes back unchanged as a `&str`, raw
+/// `Debug`, `Display` and message value (and a `String`'s `Debug` as its escaped form), in events
+/// and spans alike, matching tracing-subscriber's JSON.
 #[test]
 fn every_control_character_in_every_kind_of_value() {
     let text = every_control_char();
@@ -965,6 +984,8 @@ fn every_control_character_in_every_kind_of_value() {
     r.check_stats(3);
 }
 
+/// Each ASCII character and U+2028/U+2029, one event apiece, reads back as itself and matches
+/// tracing-subscriber's JSON, so an escaping mistake points at the character.
 #[test]
 fn every_control_character_on_its_own() {
     // One event per character, so an escaping mistake points at the character.

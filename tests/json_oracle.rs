@@ -191,6 +191,8 @@ fn compare_with_oracle(path: &Path, oracle_text: &str, expected: usize, stats: &
     }
 }
 
+/// Integers of every width at their extremes (`i128`/`u128` included), `Wrapping` and `Option`
+/// values, with and without a message, match tracing-subscriber's JSON.
 #[test]
 fn integers_of_every_width() {
     assert_matches_oracle(9, || {
@@ -232,6 +234,8 @@ fn integers_of_every_width() {
     });
 }
 
+/// `f64` and `f32` fields, including extremes, subnormals, NaN, infinities and -0.0, and a float in
+/// a message match tracing-subscriber's JSON.
 #[test]
 fn floats() {
     assert_matches_oracle(6, || {
@@ -281,6 +285,7 @@ fn floats() {
     });
 }
 
+/// A `-0.0` field is written with its sign (which comparing parsed JSON values cannot see).
 #[test]
 fn negative_zero_keeps_its_sign() {
     // `Value` equality cannot tell -0.0 from 0.0, so check the sign separately.
@@ -305,6 +310,8 @@ fn negative_zero_keeps_its_sign() {
     );
 }
 
+/// `bool` fields, plain and through `Debug`/`Display`, with and without a message, match
+/// tracing-subscriber's JSON.
 #[test]
 fn bools() {
     assert_matches_oracle(3, || {
@@ -314,6 +321,8 @@ fn bools() {
     });
 }
 
+/// Strings with quotes, backslashes, every C0 control, DEL, non-ASCII text and line separators, as
+/// fields, messages and `Debug`/`Display` values, match tracing-subscriber's JSON.
 #[test]
 fn strings_that_need_escaping() {
     let all_controls: String = (0u8..0x20).map(char::from).collect();
@@ -402,6 +411,8 @@ impl std::error::Error for AppError {
     }
 }
 
+/// `Debug` (plain and pretty), `Display` and `dyn Error` values, including an error with a
+/// source and a boxed one, match tracing-subscriber's JSON.
 #[test]
 fn debug_display_and_error_values() {
     let req = sample_request();
@@ -425,6 +436,8 @@ fn debug_display_and_error_values() {
     });
 }
 
+/// Dotted, `r#` raw-identifier, quoted and non-ASCII field names, names that need escaping and an
+/// explicit `message` field match tracing-subscriber's JSON.
 #[test]
 fn field_names() {
     assert_matches_oracle(5, || {
@@ -436,6 +449,9 @@ fn field_names() {
     });
 }
 
+/// Every level, formatted messages (with format specs and literal braces), an empty message,
+/// fields beside a message and custom targets (one that needs escaping) match tracing-subscriber's
+/// JSON.
 #[test]
 fn messages_targets_and_levels() {
     let who = "world";
@@ -460,6 +476,9 @@ fn messages_targets_and_levels() {
     });
 }
 
+/// Nested spans with fields of every kind, fields recorded later (into `Empty` and over earlier
+/// values), a span without fields and a sibling span give the same lines as tracing-subscriber's
+/// JSON.
 #[test]
 fn spans_nested_and_recorded() {
     let req = sample_request();
@@ -517,6 +536,8 @@ fn spans_nested_and_recorded() {
     });
 }
 
+/// Events with an explicit parent (by span or by id) or an explicit root, with or without another
+/// span entered, get the same span scope as in tracing-subscriber's JSON.
 #[test]
 fn explicit_parents() {
     assert_matches_oracle(7, || {
@@ -539,6 +560,8 @@ fn explicit_parents() {
     });
 }
 
+/// Byte-slice fields (non-UTF-8 and empty) in events and spans, and one re-recorded on a span,
+/// match tracing-subscriber's JSON.
 #[test]
 fn byte_slices() {
     let bytes: &[u8] = b"\x00\x01ab\xff";
@@ -552,6 +575,8 @@ fn byte_slices() {
     });
 }
 
+/// Odd but valid events (a span field called `name`, a field repeated in one event, fields named
+/// like the top-level keys, an `Empty` field) match tracing-subscriber's JSON.
 #[test]
 fn quirky_but_valid_events() {
     assert_matches_oracle(4, || {
@@ -573,6 +598,8 @@ fn quirky_but_valid_events() {
     });
 }
 
+/// Large string values (100 K characters full of escapes, 300 KB of plain text), as fields and
+/// as a message, match tracing-subscriber's JSON.
 #[test]
 fn large_string_field() {
     let big: String = (0..100 * 1024)
@@ -592,6 +619,8 @@ fn large_string_field() {
     });
 }
 
+/// Two thousand events in one span are all written, in order, each matching tracing-subscriber's
+/// JSON.
 #[test]
 fn many_events_in_order() {
     assert_matches_oracle(2_000, || {
@@ -603,6 +632,8 @@ fn many_events_in_order() {
     });
 }
 
+/// `f64` values of both signs across the whole exponent range, with mantissas of several
+/// lengths, and `f32` values across theirs match tracing-subscriber's JSON.
 #[test]
 fn float_sweep() {
     // Magnitudes across the range where shortest-form float formatting switches between plain
@@ -722,6 +753,8 @@ fn span_float_fields_are_exact_and_within_one_ulp_of_the_reference() {
     }
 }
 
+/// Fields named `log.*` (as tracing-log names them) and names that really start with `r#`, on
+/// events and spans, are handled as tracing-subscriber's JSON handles them.
 #[test]
 fn tracing_log_and_raw_prefixed_field_names() {
     assert_matches_oracle(4, || {
@@ -742,6 +775,8 @@ fn tracing_log_and_raw_prefixed_field_names() {
     });
 }
 
+/// An event's spans follow each span's parents, not the entry stack: a root span entered inside
+/// another, a span entered twice, `follows_from` and a closed span match tracing-subscriber's JSON.
 #[test]
 fn span_scope_follows_parents_not_the_entry_stack() {
     assert_matches_oracle(6, || {
@@ -773,6 +808,9 @@ fn span_scope_follows_parents_not_the_entry_stack() {
     });
 }
 
+/// With the same per-layer INFO filter on both layers, only the five events at INFO or above
+/// are written, and their spans (under a filtered-out span, or with one as explicit parent) match
+/// tracing-subscriber's JSON.
 #[test]
 fn per_layer_filters() {
     assert_matches_oracle_with(Setup::Filtered(LevelFilter::INFO), 5, || {
@@ -794,6 +832,8 @@ fn per_layer_filters() {
     });
 }
 
+/// Two of our sinks on one registry beside tracing-subscriber's JSON layer: both files match its
+/// output line for line, span fields recorded later included.
 #[test]
 fn two_sinks_on_one_registry() {
     assert_matches_oracle_with(Setup::TwoSinks, 5, || {

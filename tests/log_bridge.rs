@@ -8,6 +8,8 @@ use common::SharedBuf;
 
 use tracing_subscriber::prelude::*;
 
+/// `log` records bridged by tracing-log match tracing-subscriber's JSON, each with the record's
+/// own target (the module path when none is given) and level, inside a span too.
 #[test]
 fn log_records_match_the_reference_formatter() {
     tracing_log::LogTracer::init().unwrap();

@@ -57,6 +57,8 @@ fn assert_seq_lines(path: &Path, count: u64) {
     }
 }
 
+/// Four threads × 50,000 events: every event is written exactly once, in per-thread order,
+/// and the stats match the file.
 #[test]
 fn four_threads_200k_events_each_exactly_once_in_per_thread_order() {
     const THREADS: u64 = 4;
@@ -132,6 +134,30 @@ fn four_threads_200k_events_each_exactly_once_in_per_thread_order() {
     }
 }
 
+/// `THREADS` producers each log `{t, i}` for `i` in `0..per_thread` through `dispatch`, and are
+/// joined (a hang becomes a failure).
+fn log_from_threads(dispatch: &Dispatch, threads: u64, per_thread: u64, what: &'static str) {
+    let producers: Vec<_> = (0..threads)
+        .map(|t| {
+            let dispatch = dispatch.clone();
+            thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for i in 0..per_thread {
+                        info!(t, i);
+                    }
+                })
+            })
+        })
+        .collect();
+    common::run_or_fail_on_hang(what, move || {
+        for p in producers {
+            p.join().expect("producer thread panicked");
+        }
+    });
+}
+
+/// A queue of one event with `Block`: four producers constantly wait for room, and every
+/// event is still written exactly once.
 #[test]
 fn tiny_queue_with_block_overflow_loses_nothing() {
     const THREADS: u64 = 4;
@@ -146,23 +172,12 @@ fn tiny_queue_with_block_overflow_loses_nothing() {
         .build()
         .unwrap();
     let dispatch = dispatch_for(layer);
-    let producers: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let dispatch = dispatch.clone();
-            thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    for i in 0..PER_THREAD {
-                        info!(t, i);
-                    }
-                })
-            })
-        })
-        .collect();
-    common::run_or_fail_on_hang("producers with a full queue", move || {
-        for p in producers {
-            p.join().expect("producer thread panicked");
-        }
-    });
+    log_from_threads(
+        &dispatch,
+        THREADS,
+        PER_THREAD,
+        "producers with a full queue",
+    );
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.events_written, THREADS * PER_THREAD);
     assert_eq!(stats.events_dropped, 0);
@@ -197,23 +212,7 @@ fn drop_newest_accounts_for_every_event() {
         .build()
         .unwrap();
     let dispatch = dispatch_for(layer);
-    let producers: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let dispatch = dispatch.clone();
-            thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    for i in 0..PER_THREAD {
-                        info!(t, i);
-                    }
-                })
-            })
-        })
-        .collect();
-    common::run_or_fail_on_hang("producers with DropNewest", move || {
-        for p in producers {
-            p.join().expect("producer thread panicked");
-        }
-    });
+    log_from_threads(&dispatch, THREADS, PER_THREAD, "producers with DropNewest");
     let before = guard.stats();
     let stats = guard.shutdown_blocking().unwrap();
     assert!(
@@ -258,6 +257,8 @@ fn drop_newest_accounts_for_every_event() {
     }
 }
 
+/// Eight tokio tasks × 5,000 events, then `shutdown().await`: every event is written exactly
+/// once and none is dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_shutdown_after_eight_tasks() {
     const TASKS: u64 = 8;
@@ -305,6 +306,8 @@ async fn async_shutdown_after_eight_tasks() {
     }
 }
 
+/// `flush().await` puts the pending events in the file before shutdown, and the later shutdown
+/// neither loses nor repeats them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_flush_makes_events_visible() {
     let dir = tempfile::tempdir().unwrap();
@@ -323,6 +326,8 @@ async fn async_flush_makes_events_visible() {
     assert_seq_lines(&path, 10);
 }
 
+/// Dropping the guard on another thread writes every event; logging through the layer afterwards
+/// neither panics nor blocks, and writes nothing.
 #[test]
 fn dropping_the_guard_on_another_thread_writes_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -343,6 +348,8 @@ fn dropping_the_guard_on_another_thread_writes_everything() {
     assert_seq_lines(&common::log_path(dir.path()), 1_000);
 }
 
+/// After `shutdown_blocking`, events are neither written nor blocked, even with a one-slot
+/// `Block` queue: the file is left exactly as it was.
 #[test]
 fn events_after_shutdown_are_not_written_and_do_not_block() {
     let dir = tempfile::tempdir().unwrap();
@@ -376,6 +383,7 @@ fn events_after_shutdown_are_not_written_and_do_not_block() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), size_before);
 }
 
+/// After `shutdown().await`, further events are not written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_after_async_shutdown_are_not_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -389,6 +397,8 @@ async fn events_after_async_shutdown_are_not_written() {
     assert_seq_lines(&path, 7);
 }
 
+/// `flush_blocking` alone (the timer is an hour) puts each batch of events in the file and the
+/// stats, and a flush with nothing pending succeeds.
 #[test]
 fn explicit_flush_writes_without_shutdown() {
     let dir = tempfile::tempdir().unwrap();
@@ -425,6 +435,7 @@ fn explicit_flush_writes_without_shutdown() {
     assert_seq_lines(&path, 15);
 }
 
+/// `build()` creates a missing log directory several levels deep, and the events are written there.
 #[test]
 fn missing_directories_are_created() {
     let tmp = tempfile::tempdir().unwrap();
@@ -460,6 +471,8 @@ fn with_file_name(dir: &Path, name: &str) -> Result<(SinkLayer, SinkGuard), logs
         .build()
 }
 
+/// `build()` refuses bad file names, a zero queue capacity, a regular file as the directory and an
+/// uncreatable directory, naming the value in the error, and leaves that regular file alone.
 #[test]
 fn refused_builder_values_are_named_in_the_error() {
     let tmp = tempfile::tempdir().unwrap();
@@ -503,6 +516,8 @@ fn refused_builder_values_are_named_in_the_error() {
     assert_eq!(std::fs::read(&regular).unwrap(), b"not a directory");
 }
 
+/// Appending to a file whose last line was cut short keeps that line as it was and starts the new
+/// events on a fresh line.
 #[test]
 fn appending_after_a_cut_short_last_line_starts_a_fresh_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -526,6 +541,8 @@ fn appending_after_a_cut_short_last_line_starts_a_fresh_line() {
     }
 }
 
+/// Appending to a file that ends with a newline keeps its content and adds the new events with no
+/// blank line between.
 #[test]
 fn appending_to_a_complete_file_adds_no_blank_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -552,6 +569,7 @@ fn appending_to_a_complete_file_adds_no_blank_line() {
     }
 }
 
+/// Appending to an existing empty file writes the events with no leading blank line.
 #[test]
 fn appending_to_an_empty_file_adds_no_blank_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -563,6 +581,8 @@ fn appending_to_an_empty_file_adds_no_blank_line() {
     assert_seq_lines(&path, 5);
 }
 
+/// Three sinks opened one after another on the same file each append their events: all twelve
+/// are there, in order.
 #[test]
 fn two_sinks_in_turn_append_to_the_same_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -579,6 +599,8 @@ fn two_sinks_in_turn_append_to_the_same_file() {
     assert_seq_lines(&path, 12);
 }
 
+/// Dropping the guard inside a current-thread tokio runtime (as `#[tokio::main]` does) neither
+/// panics nor hangs, and writes every event.
 #[test]
 fn dropping_the_guard_inside_a_current_thread_runtime() {
     // `#[tokio::main]` with the guard held in `main` drops it inside the runtime: the blocking
@@ -600,6 +622,7 @@ fn dropping_the_guard_inside_a_current_thread_runtime() {
     assert_seq_lines(&path, 20);
 }
 
+/// Dropping the guard inside a multi-thread tokio runtime writes every event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_guard_inside_a_multi_thread_runtime() {
     let dir = tempfile::tempdir().unwrap();
@@ -609,6 +632,8 @@ async fn dropping_the_guard_inside_a_multi_thread_runtime() {
     assert_seq_lines(&common::log_path(dir.path()), 20);
 }
 
+/// Every event's timestamp lies between clock readings taken just before and just after the
+/// call, for events on both sides of two second boundaries.
 #[test]
 fn timestamps_are_the_time_of_the_call_across_a_second_boundary() {
     // Each event's timestamp must lie between wall-clock readings taken just before and just
@@ -650,6 +675,8 @@ fn timestamps_are_the_time_of_the_call_across_a_second_boundary() {
     }
 }
 
+/// With a 10 ms flush interval and no explicit flush, the events reach the file on the timer
+/// alone.
 #[test]
 fn the_flush_interval_alone_makes_events_visible() {
     let dir = tempfile::tempdir().unwrap();
@@ -680,6 +707,9 @@ fn the_flush_interval_alone_makes_events_visible() {
     drop(guard);
 }
 
+/// When every write fails (the file is a link to /dev/full), `flush_blocking` and
+/// `shutdown_blocking` return errors, `write_errors` counts the failure and nothing is counted as
+/// written.
 #[cfg(target_os = "linux")]
 #[test]
 fn write_failures_are_reported_not_hidden() {

@@ -507,12 +507,16 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
+    /// Up to 20 events with arbitrary text, integers, floats and bools, some in spans with recorded
+    /// fields, each come back as one valid JSON line, in order, with every value exact.
     #[test]
     fn arbitrary_values_round_trip(cases in prop::collection::vec(any_case(), 0..20)) {
         run_case(&cases)?;
     }
 }
 
+/// The test's own JSON reader keeps each number's text and each object's key order, and
+/// unescapes strings.
 #[test]
 fn the_reader_keeps_number_text_and_key_order() {
     let j = Reader::parse(r#"{"b":1.0e-7,"a":[null,true,"x\"y"],"":{}}"#);

@@ -71,6 +71,8 @@ fn assert_send<T: Send>(t: T) -> T {
     t
 }
 
+/// `run` with an `Ok` future returns its output, writes all 100 events with their span, and
+/// leaves the sink closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_ok_writes_every_event_and_returns_the_output() {
     let tmp = tempfile::tempdir().unwrap();
@@ -112,6 +114,8 @@ async fn run_ok_writes_every_event_and_returns_the_output() {
     assert_closed(tmp.path(), &dispatch, 100);
 }
 
+/// `run` with a future that returns `Err` still returns it, writes every event and closes the
+/// sink.
 #[tokio::test]
 async fn run_err_still_flushes_and_closes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -136,6 +140,8 @@ async fn run_err_still_flushes_and_closes() {
     assert_closed(tmp.path(), &dispatch, 10);
 }
 
+/// A panic inside `run` reaches the caller only after the sink has written every event and
+/// closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panic_inside_run_is_resumed_after_the_sink_is_closed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -173,6 +179,8 @@ impl Drop for LogOnDrop {
     }
 }
 
+/// Dropping a pending `run` future drops the user's future with the sink still its subscriber,
+/// then shuts the sink down: every event, the cleanup's included, is in the file.
 #[tokio::test]
 async fn cancelled_run_is_shut_down_by_the_guard_drop() {
     let tmp = tempfile::tempdir().unwrap();
@@ -202,6 +210,7 @@ async fn cancelled_run_is_shut_down_by_the_guard_drop() {
     assert_closed(tmp.path(), &dispatch, 4);
 }
 
+/// A `run` future dropped before its first poll writes nothing and leaves the sink closed.
 #[tokio::test]
 async fn cancelled_before_the_first_poll() {
     let tmp = tempfile::tempdir().unwrap();
@@ -239,6 +248,8 @@ async fn spawned_tasks_log_into_the_sink_only_with_the_current_subscriber() {
     assert_eq!(messages, ["parent", "carried", "parent"]);
 }
 
+/// `build_scoped` refuses an invalid file name with `Error::InvalidConfig` naming `file_name`,
+/// as `build` does.
 #[test]
 fn build_scoped_refuses_what_build_refuses() {
     let tmp = tempfile::tempdir().unwrap();
@@ -255,6 +266,8 @@ fn build_scoped_refuses_what_build_refuses() {
     ));
 }
 
+/// `run_blocking` returns the closure's output, writes all 50 events with their span, and leaves
+/// the sink closed.
 #[test]
 fn run_blocking_ok() {
     let tmp = tempfile::tempdir().unwrap();
@@ -285,6 +298,8 @@ fn run_blocking_ok() {
     assert_closed(tmp.path(), &dispatch, 50);
 }
 
+/// A panic inside `run_blocking` is resumed only after the sink has written every event and
+/// closed.
 #[test]
 fn run_blocking_panic_is_resumed_after_the_sink_is_closed() {
     let tmp = tempfile::tempdir().unwrap();

@@ -69,6 +69,8 @@ fn json_without_timestamp(line: &str) -> String {
     value.to_string()
 }
 
+/// `Format::Text` lines match tracing-subscriber's default full format without colours,
+/// timestamps aside, for every kind of event.
 #[test]
 fn text_lines_match_the_default_formatter() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,6 +94,8 @@ fn text_lines_match_the_default_formatter() {
     compare(&ours, &reference.text(), without_timestamp);
 }
 
+/// `with_file_and_line(true)` writes the file and line as tracing-subscriber does, in both text
+/// and JSON.
 #[test]
 fn file_and_line_match_in_text_and_json() {
     for format in [Format::Text, Format::Json] {
@@ -123,6 +127,8 @@ fn file_and_line_match_in_text_and_json() {
     }
 }
 
+/// `with_thread_names(true)` in JSON writes `threadName` as tracing-subscriber does: the name of
+/// a named thread, the `ThreadId` of an unnamed one.
 #[test]
 fn thread_names_match_in_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,6 +165,7 @@ fn thread_names_match_in_json() {
     compare(&ours, &reference.text(), json_without_timestamp);
 }
 
+/// In text, the thread name comes right after the level, before the target.
 #[test]
 fn text_thread_names_come_after_the_level() {
     let dir = tempfile::tempdir().unwrap();

@@ -107,7 +107,10 @@ fn logging_allocates_nothing_per_event_in_steady_state() {
         windows
     });
     let stats = guard.shutdown_blocking().unwrap();
-    assert_eq!(stats.events_written, 100_000 + 10_000 * windows.len() as u64);
+    assert_eq!(
+        stats.events_written,
+        100_000 + 10_000 * windows.len() as u64
+    );
     assert_eq!(
         windows.last(),
         Some(&0),
