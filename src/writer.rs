@@ -544,11 +544,15 @@ impl Writer {
     /// Writes everything (retrying a few times), syncs and closes the file. Events that still
     /// cannot be written are counted as dropped and the error is returned.
     fn close(&mut self) -> Result<(), Error> {
-        self.report_overflow();
         let give_up = Instant::now() + SHUTDOWN_PATIENCE;
         self.write_out();
         while !self.out.is_empty() && Instant::now() < give_up {
             self.sleep_until_retry();
+            self.write_out();
+        }
+        // The last drop report, once the disk takes data again (it waits for that).
+        self.report_overflow();
+        if self.retry_at.is_none() {
             self.write_out();
         }
         let result = if self.out.is_empty() {
