@@ -1,7 +1,7 @@
 //! Where the sink reads the wall clock.
 //!
 //! Callers stamp events with [`Clock::now`]; the writer reads it for flush and (later) rotation
-//! decisions. Production uses the system clock; unit tests swap in a [`MockClock`] that they
+//! decisions. Production uses the system clock; unit tests swap in a `MockClock` that they
 //! advance by hand, so time-dependent logic is tested without sleeping.
 
 use std::time::SystemTime;
