@@ -185,6 +185,11 @@ impl Worker {
                             path: self.config.dir.join(name),
                             source: Arc::new(source),
                         });
+                        // To the back of the queue: one file that keeps failing does not hold
+                        // up the others at the next try.
+                        if let Some(failed) = self.queue.pop_front() {
+                            self.queue.push_back(failed);
+                        }
                         self.retry_at = Some(Instant::now() + self.backoff);
                         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                         break;
