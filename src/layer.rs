@@ -70,9 +70,7 @@ impl SinkLayer {
                 match self.overflow {
                     Overflow::Block => self.tx.send(msg).is_ok(),
                     Overflow::DropNewest => {
-                        if large > LARGE_EVENT {
-                            self.shared.large_bytes.fetch_sub(large, Relaxed);
-                        }
+                        self.shared.release_large(large);
                         self.shared.overflowed();
                         return;
                     }
@@ -80,9 +78,7 @@ impl SinkLayer {
             }
         };
         if !sent {
-            if large > LARGE_EVENT {
-                self.shared.large_bytes.fetch_sub(large, Relaxed);
-            }
+            self.shared.release_large(large);
             self.shared.dropped(1);
         }
     }

@@ -139,6 +139,14 @@ impl Shared {
         self.events_dropped.fetch_add(n, Relaxed);
     }
 
+    /// Gives back a record's share of the queue's byte budget once it left the queue (or never
+    /// entered it): only records over `record::LARGE_EVENT` took one.
+    pub(crate) fn release_large(&self, size: usize) {
+        if size > crate::record::LARGE_EVENT {
+            self.large_bytes.fetch_sub(size, Relaxed);
+        }
+    }
+
     /// An event refused by a full queue.
     pub(crate) fn overflowed(&self) {
         self.events_dropped.fetch_add(1, Relaxed);

@@ -32,7 +32,7 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use crate::clock::Clock;
 use crate::format::LineFormatter;
 use crate::janitor::JanitorHandle;
-use crate::record::{Msg, PoolGiver, Record, LARGE_EVENT};
+use crate::record::{Msg, PoolGiver, Record};
 use crate::rotation::{Namer, Policy};
 use crate::stats::Shared;
 use crate::Error;
@@ -338,10 +338,8 @@ impl Writer {
     }
 
     fn event(&mut self, record: Record) {
-        if record.buf.len() > LARGE_EVENT {
-            // The caller reserved these bytes of the queue's byte budget (`SinkLayer::send`).
-            self.shared.large_bytes.fetch_sub(record.buf.len(), Relaxed);
-        }
+        // The caller reserved a large record's bytes of the queue's budget (`SinkLayer::send`).
+        self.shared.release_large(record.buf.len());
         self.append_line(record.time, |formatter, out| formatter.format(&record, out));
         self.out_events += 1;
         self.pool.give(record.buf);
@@ -584,9 +582,7 @@ impl Writer {
         for msg in self.rx.iter() {
             match msg {
                 Msg::Event(record) => {
-                    if record.buf.len() > LARGE_EVENT {
-                        self.shared.large_bytes.fetch_sub(record.buf.len(), Relaxed);
-                    }
+                    self.shared.release_large(record.buf.len());
                     self.shared.dropped(1);
                     self.pool.give(record.buf);
                 }
