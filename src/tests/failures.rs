@@ -89,6 +89,22 @@ fn seqs(lines: &[Value]) -> Vec<u64> {
         .collect()
 }
 
+/// The sum of the writer's `dropped events` reports (WARN lines from target `logsink`).
+fn reported_drops(lines: &[Value]) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l["target"] == "logsink")
+        .map(|l| l["fields"]["dropped"].as_u64().unwrap())
+        .sum()
+}
+
+/// Makes every write fail (ENOSPC) and lets at most 16 KiB wait in the writer's memory, so
+/// that the writer stops taking events after a hundred or so lines.
+fn stall_writes(faults: &Faults) {
+    faults.max_pending.store(16 * 1024, Relaxed);
+    faults.writes.store(true, Relaxed);
+}
+
 fn is_enospc(error: &Error) -> bool {
     matches!(error, Error::Write { .. })
         && error.io_error().and_then(|e| e.raw_os_error()) == Some(28)
@@ -125,8 +141,7 @@ fn a_failing_disk_blocks_callers_instead_of_growing_memory() {
     const EVENTS: u64 = 5_000;
     let tmp = tempfile::tempdir().unwrap();
     let (dispatch, guard, faults) = sink(LogSink::builder().queue_capacity(64), tmp.path());
-    faults.max_pending.store(16 * 1024, Relaxed);
-    faults.writes.store(true, Relaxed);
+    stall_writes(&faults);
     let finished = Arc::new(AtomicBool::new(false));
     let producer = {
         let (dispatch, finished) = (dispatch.clone(), finished.clone());
@@ -163,8 +178,7 @@ fn a_failing_disk_with_drop_newest_counts_and_reports_every_drop() {
             .overflow(Overflow::DropNewest),
         tmp.path(),
     );
-    faults.max_pending.store(16 * 1024, Relaxed);
-    faults.writes.store(true, Relaxed);
+    stall_writes(&faults);
     log(&dispatch, 0..EVENTS); // returns: nothing blocks
     faults.writes.store(false, Relaxed);
     let stats = guard.shutdown_blocking().unwrap();
@@ -177,12 +191,7 @@ fn a_failing_disk_with_drop_newest_counts_and_reports_every_drop() {
     let written = seqs(&lines);
     assert_eq!(written.len() as u64, stats.events_written);
     assert!(written.windows(2).all(|w| w[0] < w[1]), "order kept");
-    let reported: u64 = lines
-        .iter()
-        .filter(|l| l["target"] == "logsink")
-        .map(|l| l["fields"]["dropped"].as_u64().unwrap())
-        .sum();
-    assert_eq!(reported, stats.events_dropped);
+    assert_eq!(reported_drops(&lines), stats.events_dropped);
 }
 
 /// A rotation whose rename fails leaves the active file in place and keeps writing to it (the
@@ -268,8 +277,7 @@ fn shutdown_with_a_dead_disk_gives_up_and_counts_everything() {
     const EVENTS: u64 = 5_000;
     let tmp = tempfile::tempdir().unwrap();
     let (dispatch, guard, faults) = sink(LogSink::builder().queue_capacity(64), tmp.path());
-    faults.max_pending.store(16 * 1024, Relaxed);
-    faults.writes.store(true, Relaxed);
+    stall_writes(&faults);
     let stats = guard.stats_handle();
     let producer = std::thread::spawn(move || log(&dispatch, 0..EVENTS));
     wait_for("a full queue", || stats.get().queue_len == 64);
@@ -308,8 +316,7 @@ fn large_events_are_bounded_in_bytes() {
             .overflow(Overflow::DropNewest),
         tmp.path(),
     );
-    faults.max_pending.store(16 * 1024, Relaxed);
-    faults.writes.store(true, Relaxed);
+    stall_writes(&faults);
     let big = "x".repeat(100 * 1024);
     tracing::dispatcher::with_default(&dispatch, || {
         for seq in 0..EVENTS {
@@ -332,10 +339,5 @@ fn large_events_are_bounded_in_bytes() {
     let lines = read_all(tmp.path());
     let written = seqs(&lines);
     assert_eq!(written.len() as u64, stats.events_written);
-    let reported: u64 = lines
-        .iter()
-        .filter(|l| l["target"] == "logsink")
-        .map(|l| l["fields"]["dropped"].as_u64().unwrap())
-        .sum();
-    assert_eq!(reported, stats.events_dropped);
+    assert_eq!(reported_drops(&lines), stats.events_dropped);
 }
