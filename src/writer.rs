@@ -208,14 +208,7 @@ impl Writer {
     pub(crate) fn run(mut self) {
         let mut idle = MIN_IDLE;
         loop {
-            if self.retry_at.is_some()
-                && self.out.len() >= self.max_pending()
-                && !self.shared.closed.load(Acquire)
-            {
-                // Backpressure: leave the queue alone until the disk takes data again. Not once
-                // shutdown has begun: its marker must get through the queue (events after it
-                // are dropped by the layer, so the queue holds at most its capacity), and
-                // shutdown then gives up on what the disk will not take.
+            if self.stalled() {
                 self.sleep_until_retry();
                 self.write_out();
                 continue;
@@ -230,6 +223,11 @@ impl Writer {
                         }
                         if received.is_multiple_of(MAX_BATCH) {
                             self.write_if_due();
+                        }
+                        // A producer as fast as this loop keeps the queue non-empty: check
+                        // the memory bound on every message, not only between drains.
+                        if self.stalled() {
+                            break;
                         }
                     }
                     Err(TryRecvError::Empty) => break,
@@ -254,6 +252,17 @@ impl Writer {
             });
             thread::park_timeout(wait);
         }
+    }
+
+    /// Backpressure: while writes fail and `out` holds the most it may, the writer leaves the
+    /// queue alone until the disk takes data again (the queue fills and the overflow policy
+    /// applies to callers). Not once shutdown has begun: its marker must get through the queue
+    /// (events after it are dropped by the layer, so the queue holds at most its capacity),
+    /// and shutdown then gives up on what the disk will not take.
+    fn stalled(&self) -> bool {
+        self.retry_at.is_some()
+            && self.out.len() >= self.max_pending()
+            && !self.shared.closed.load(Acquire)
     }
 
     /// How much may wait in memory while writes fail.
