@@ -318,8 +318,7 @@ impl Builder {
         }
         .spawn()?;
 
-        let (tx, rx) = crossbeam_channel::bounded(self.queue_capacity);
-        let queue = rx.clone();
+        let (tx, control, inbox, queue_len) = crate::queue::queue(self.queue_capacity);
         // Room for as many buffers as can be in flight, so that steady state never allocates.
         let (giver, taker) = record::pool(self.queue_capacity + POOL_SLACK);
         let active = ActiveFile {
@@ -334,7 +333,6 @@ impl Builder {
         };
         #[allow(unused_mut)] // set below in tests only
         let mut writer = Writer::new(
-            rx,
             giver,
             shared.clone(),
             active,
@@ -350,7 +348,7 @@ impl Builder {
         }
         let writer = std::thread::Builder::new()
             .name("logsink-writer".to_owned())
-            .spawn(move || writer.run())
+            .spawn(move || writer.run(inbox))
             .map_err(|source| Error::SpawnThread {
                 source: Arc::new(source),
             })?
@@ -358,7 +356,7 @@ impl Builder {
             .clone();
 
         let layer = SinkLayer {
-            tx: tx.clone(),
+            tx,
             pool: taker,
             shared: shared.clone(),
             overflow: self.overflow,
@@ -369,7 +367,7 @@ impl Builder {
             format: self.format,
             thread_names: self.thread_names,
         };
-        Ok((layer, SinkGuard::new(tx, queue, shared, writer)))
+        Ok((layer, SinkGuard::new(control, queue_len, shared, writer)))
     }
 
     fn validate(&self) -> Result<(), Error> {

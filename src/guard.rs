@@ -1,26 +1,28 @@
 //! [`SinkGuard`]: flush, statistics, and the shutdown handshake.
 //!
-//! Markers go through the same FIFO channel as events, so "everything sent before" is exact.
-//! Blocking waits use a crossbeam channel; async waits a tokio oneshot, which needs no runtime
-//! to be answered, so a sink never depends on a runtime being alive.
+//! Markers go through the queue's control channel, and the writer takes every event queued
+//! before a marker ahead of it (see [`queue`](crate::queue)), so "everything sent before" is
+//! exact. Blocking waits use a crossbeam channel; async waits a tokio oneshot, which needs no
+//! runtime to be answered, so a sink never depends on a runtime being alive.
 //!
 //! # Why shutdown neither loses the last batch nor deadlocks
 //!
 //! 1. The guard stores `closed = true` (Release), then sends the `Shutdown` marker. From the
 //!    store on, the layer counts new events as dropped without sending them (Acquire load).
-//! 2. The channel is FIFO: every event whose send completed before the marker's send is ahead
-//!    of it, and the writer handles messages in order, so all of them are formatted before
-//!    the marker is seen. The writer then writes them out (retrying a failing disk for a
-//!    while), syncs and closes the file, waits for the janitor to finish its queue, and only
-//!    then answers: the answer means "on disk".
+//! 2. Every event whose send completed before the marker's send is in the queue when the
+//!    writer takes the marker, and the writer takes the events queued at that moment before
+//!    handling the marker, so all of them are formatted first. The writer then writes
+//!    them out (retrying a failing disk for a while), syncs and closes the file, waits for the
+//!    janitor to finish its queue, and only then answers: the answer means "on disk".
 //! 3. An event that passed the `closed` check before step 1 but was sent after the marker is
 //!    not lost uncounted: after answering, the writer keeps receiving until every sender is
 //!    gone and counts what arrives as dropped. Because it keeps receiving, a caller blocked on
 //!    a full queue (`Overflow::Block`) always gets room; nobody waits forever.
-//! 4. The marker itself can wait for room in a full queue. The writer always drains: it never
-//!    blocks on anything a caller holds (it parks with a timeout, and joins only the janitor,
-//!    which needs nothing from callers), and when writes fail it stops draining only until
-//!    shutdown begins (`closed`), so the marker gets through even with a dead disk.
+//! 4. The marker never waits for room: the control channel is unbounded (markers are few).
+//!    The writer always gets to it: it never blocks on anything a caller holds (it parks with
+//!    a timeout, and joins only the janitor, which needs nothing from callers), and when
+//!    writes fail it stops taking work only until shutdown begins (`closed`), so the marker is
+//!    handled even with a dead disk.
 //! 5. If the writer thread died (a bug), its end of the reply channel is dropped and the guard
 //!    gets [`Error::WriterGone`] instead of waiting.
 
@@ -28,9 +30,10 @@ use std::sync::atomic::Ordering::Release;
 use std::sync::Arc;
 use std::thread::Thread;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::Sender;
 
-use crate::record::{Msg, Reply};
+use crate::queue::QueueLen;
+use crate::record::{Marker, Reply};
 use crate::stats::Shared;
 use crate::{Error, Stats, StatsHandle};
 
@@ -57,9 +60,10 @@ use crate::{Error, Stats, StatsHandle};
 #[derive(Debug)]
 #[must_use = "dropping the guard shuts the sink down at once; keep it in a named variable, not `let _ = ...`"]
 pub struct SinkGuard {
-    tx: Sender<Msg>,
-    /// The queue's receiving end, only to read its length (see [`StatsHandle`]).
-    queue: Receiver<Msg>,
+    /// The queue's control channel, for markers.
+    pub(crate) control: Sender<Marker>,
+    /// The queue's length (see [`StatsHandle`]).
+    queue: QueueLen,
     shared: Arc<Shared>,
     /// The writer thread, unparked after each marker so that it answers at once.
     writer: Thread,
@@ -69,13 +73,13 @@ pub struct SinkGuard {
 
 impl SinkGuard {
     pub(crate) fn new(
-        tx: Sender<Msg>,
-        queue: Receiver<Msg>,
+        control: Sender<Marker>,
+        queue: QueueLen,
         shared: Arc<Shared>,
         writer: Thread,
     ) -> Self {
         SinkGuard {
-            tx,
+            control,
             queue,
             shared,
             writer,
@@ -95,7 +99,7 @@ impl SinkGuard {
 
     /// A snapshot of the counters, at any time.
     pub fn stats(&self) -> Stats {
-        self.shared.snapshot(self.tx.len())
+        self.shared.snapshot(self.queue.get())
     }
 
     /// Hands every event accepted so far to the OS, without blocking the async runtime.
@@ -105,7 +109,7 @@ impl SinkGuard {
     /// [`Error::WriterGone`].
     pub async fn flush(&self) -> Result<(), Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send_without_blocking(Msg::Flush(Reply::Async(tx)))?;
+        self.send(Marker::Flush(Reply::Async(tx)))?;
         rx.await.map_err(|_| Error::WriterGone)?
     }
 
@@ -115,7 +119,7 @@ impl SinkGuard {
     /// As [`flush`](SinkGuard::flush).
     pub fn flush_blocking(&self) -> Result<(), Error> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send_blocking(Msg::Flush(Reply::Blocking(tx)))?;
+        self.send(Marker::Flush(Reply::Blocking(tx)))?;
         rx.recv().map_err(|_| Error::WriterGone)?
     }
 
@@ -131,7 +135,7 @@ impl SinkGuard {
     pub async fn shutdown(mut self) -> Result<Stats, Error> {
         self.shared.closed.store(true, Release);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if let Err(error) = self.send_without_blocking(Msg::Shutdown(Reply::Async(tx))) {
+        if let Err(error) = self.send(Marker::Shutdown(Reply::Async(tx))) {
             self.done = true; // the writer is gone: `Drop` would only fail again
             return Err(error);
         }
@@ -156,46 +160,16 @@ impl SinkGuard {
         // this thread logged before it.
         self.shared.closed.store(true, Release);
         let (tx, rx) = crossbeam_channel::bounded(1);
-        self.send_blocking(Msg::Shutdown(Reply::Blocking(tx)))?;
+        self.send(Marker::Shutdown(Reply::Blocking(tx)))?;
         rx.recv().map_err(|_| Error::WriterGone)?
     }
 
-    /// Sends a marker, waiting for room in the queue, and wakes the writer.
-    fn send_blocking(&self, msg: Msg) -> Result<(), Error> {
-        self.writer.unpark();
-        let sent = self.tx.send(msg).map_err(|_| Error::WriterGone);
+    /// Sends a marker (never blocks: the control channel is unbounded) and wakes the writer,
+    /// which answers it without waiting for its next poll.
+    fn send(&self, marker: Marker) -> Result<(), Error> {
+        let sent = self.control.send(marker).map_err(|_| Error::WriterGone);
         self.writer.unpark();
         sent
-    }
-
-    /// Sends a marker without blocking the current thread, and wakes the writer: when the
-    /// queue is full, a helper thread waits for room instead (rare: only under a burst that
-    /// fills the whole queue).
-    fn send_without_blocking(&self, msg: Msg) -> Result<(), Error> {
-        self.writer.unpark();
-        match self.tx.try_send(msg) {
-            Ok(()) => {
-                self.writer.unpark();
-                Ok(())
-            }
-            Err(TrySendError::Disconnected(_)) => Err(Error::WriterGone),
-            Err(TrySendError::Full(msg)) => {
-                let tx = self.tx.clone();
-                let writer = self.writer.clone();
-                std::thread::Builder::new()
-                    .name("logsink-marker".to_owned())
-                    .spawn(move || {
-                        // If the writer is gone the marker is dropped with its reply sender,
-                        // and the waiter sees `WriterGone`.
-                        let _ = tx.send(msg);
-                        writer.unpark();
-                    })
-                    .map(drop)
-                    .map_err(|source| Error::SpawnThread {
-                        source: Arc::new(source),
-                    })
-            }
-        }
     }
 }
 

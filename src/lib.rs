@@ -101,6 +101,7 @@ mod format;
 mod guard;
 mod janitor;
 mod layer;
+mod queue;
 mod record;
 mod retention;
 mod rotation;

@@ -1,9 +1,9 @@
-//! What crosses the channel from callers to the writer, and the buffers that come back.
+//! What crosses the queue from callers to the writer, and the buffers that come back.
 //!
 //! A [`Record`] carries an event in the compact form the caller wrote it in (see
-//! [`encode`](crate::encode)); the writer turns it into a JSON line. Markers ([`Msg::Flush`],
-//! [`Msg::Shutdown`]) travel through the same FIFO channel as events, so "everything sent before
-//! the marker" is exact.
+//! [`encode`](crate::encode)); the writer turns it into a JSON line. Markers ([`Marker::Flush`],
+//! [`Marker::Shutdown`]) come from the guard through the queue's control channel (see
+//! [`queue`](crate::queue) for how they stay behind every event sent before them).
 //!
 //! Buffers are recycled: the writer clears each record's buffer and sends it back, in batches,
 //! through a bounded pool channel; callers take a batch into a thread-local stash and use it
@@ -46,11 +46,9 @@ pub(crate) struct Record {
     pub(crate) span_end: usize,
 }
 
-/// A message from the layer or the guard to the writer.
+/// A message from the guard to the writer.
 #[derive(Debug)]
-pub(crate) enum Msg {
-    /// An event to write.
-    Event(Record),
+pub(crate) enum Marker {
     /// Hand everything sent before this to the OS, then answer.
     Flush(Reply<Result<(), Error>>),
     /// Write everything sent before this, close the file, answer with the final statistics.

@@ -46,13 +46,13 @@ pub struct Stats {
 #[derive(Debug, Clone)]
 pub struct StatsHandle {
     pub(crate) shared: std::sync::Arc<Shared>,
-    pub(crate) queue: crossbeam_channel::Receiver<crate::record::Msg>,
+    pub(crate) queue: crate::queue::QueueLen,
 }
 
 impl StatsHandle {
     /// A snapshot of the counters now.
     pub fn get(&self) -> Stats {
-        self.shared.snapshot(self.queue.len())
+        self.shared.snapshot(self.queue.get())
     }
 }
 

@@ -1,9 +1,10 @@
 //! The writer thread: drains records, formats them, owns the active file and rotates it.
 //!
-//! One thread, `logsink-writer`, is the only owner of the active file. It blocks on the channel
-//! until a message arrives or a deadline (flush, retry, period boundary) passes, drains what is
-//! queued in batches, formats each record into one large buffer, and writes that buffer when it
-//! is full, when `flush_interval` has passed since its oldest byte arrived, or on a marker.
+//! One thread, `logsink-writer`, is the only owner of the active file. It polls the queue
+//! (parking for a short, growing while when it is empty, never past a deadline: flush, retry,
+//! period boundary), takes what is queued in batches, formats each record into one large
+//! buffer, and writes that buffer when it is full, when `flush_interval`
+//! has passed since its oldest byte arrived, or on a marker.
 //!
 //! Rotation happens here, between two events: before a line that would take the file past
 //! `max_file_size`, or before the first event stamped at or after the next period boundary
@@ -15,7 +16,7 @@
 //! [`MAX_PENDING`] the writer stops draining, so the queue fills and the overflow policy applies
 //! to callers instead of memory growing.
 //!
-//! After a shutdown marker the writer closes the file and stays on the channel only to count
+//! After a shutdown marker the writer closes the file and stays on the queue only to count
 //! late events as dropped (events that raced past the layer's closed check), so none goes
 //! missing uncounted and no blocked caller waits forever. It ends when every sender is gone.
 
@@ -27,12 +28,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, TryRecvError};
-
 use crate::clock::Clock;
 use crate::format::LineFormatter;
 use crate::janitor::JanitorHandle;
-use crate::record::{Msg, PoolGiver, Record};
+use crate::queue::{Batch, Inbox};
+use crate::record::{Marker, PoolGiver, Record};
 use crate::rotation::{Namer, Policy};
 use crate::stats::Shared;
 use crate::Error;
@@ -41,8 +41,6 @@ use crate::Error;
 const WRITE_THRESHOLD: usize = 256 * 1024;
 /// While writes fail, stop draining the queue once this much is waiting in memory.
 const MAX_PENDING: usize = 16 * 1024 * 1024;
-/// Messages handled between two checks of the flush deadline.
-const MAX_BATCH: usize = 1024;
 /// How long after a period boundary a quiet active file is rotated (see
 /// `Writer::rotate_if_period_over`).
 const IDLE_ROTATION_GRACE: Duration = Duration::from_secs(1);
@@ -80,7 +78,6 @@ pub(crate) struct ActiveFile {
 /// Everything the writer thread owns.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    rx: Receiver<Msg>,
     pool: PoolGiver,
     shared: Arc<Shared>,
     active: ActiveFile,
@@ -161,7 +158,6 @@ enum Flow {
 impl Writer {
     #[allow(clippy::too_many_arguments)] // called once, from `Builder::build`
     pub(crate) fn new(
-        rx: Receiver<Msg>,
         pool: PoolGiver,
         shared: Arc<Shared>,
         active: ActiveFile,
@@ -172,7 +168,6 @@ impl Writer {
         preamble: &[u8],
     ) -> Self {
         Writer {
-            rx,
             pool,
             shared,
             active,
@@ -198,15 +193,17 @@ impl Writer {
         }
     }
 
-    /// The thread's body.
+    /// The thread's body, taking events and markers from `inbox` (a parameter rather than a
+    /// field, so that handing each event to `self` borrows the two apart).
     ///
-    /// The writer polls: it drains the channel with `try_recv`, then parks for a short,
+    /// The writer polls: it takes what the queue holds with `try_recv`, then parks for a short,
     /// growing while (never past a deadline). Callers therefore never find the writer blocked
-    /// on the channel, and a send never has to wake it with a system call: the caller's path
+    /// on the queue, and a send never has to wake it with a system call: the caller's path
     /// stays free of syscalls. Markers unpark the writer at once; a caller that finds the queue
     /// full unparks it before waiting (see `SinkLayer::send`).
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(mut self, mut inbox: Inbox) {
         let mut idle = MIN_IDLE;
+        let mut layer_gone = false;
         loop {
             if self.stalled() {
                 self.sleep_until_retry();
@@ -215,33 +212,42 @@ impl Writer {
             }
             let mut received = 0usize;
             loop {
-                match self.rx.try_recv() {
-                    Ok(msg) => {
-                        received += 1;
-                        if self.handle(msg) == Flow::Closed {
-                            return self.count_late_events();
-                        }
-                        if received.is_multiple_of(MAX_BATCH) {
-                            self.write_if_due();
-                        }
-                        // A producer as fast as this loop keeps the queue non-empty: check
-                        // the memory bound on every message, not only between drains.
-                        if self.stalled() {
-                            break;
+                match inbox.take_marker(|record| self.event(record)) {
+                    Ok(Some(marker)) => {
+                        if self.handle(marker, &inbox) == Flow::Closed {
+                            return self.count_late_events(&inbox);
                         }
                     }
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        // Every sender is gone without a shutdown marker (the guard was leaked
-                        // and the layer dropped): still write what was accepted.
+                    Ok(None) => {}
+                    // The guard is gone without a shutdown marker (it was leaked) and so is
+                    // the layer: write what was accepted, and stop.
+                    Err(_) if layer_gone => {
                         let _ = self.close();
                         return;
                     }
+                    Err(_) => {}
+                }
+                let batch = inbox.batch(|record| self.event(record));
+                self.write_if_due();
+                match batch {
+                    Batch::Took(0) => break,
+                    Batch::Took(n) => received += n,
+                    // The queue is empty and the layer is gone (dropped with its subscriber);
+                    // the guard may still flush or shut down.
+                    Batch::Disconnected => {
+                        layer_gone = true;
+                        break;
+                    }
+                }
+                // A producer as fast as this loop keeps the queue non-empty: check the memory
+                // bound after every batch, not only once the queue is empty.
+                if self.stalled() {
+                    break;
                 }
             }
             self.report_overflow();
             self.write_if_due();
-            self.rotate_if_period_over();
+            self.rotate_if_period_over(inbox.is_empty());
             idle = if received > 0 {
                 MIN_IDLE
             } else {
@@ -315,8 +321,8 @@ impl Writer {
     /// stamped before the boundary that are still queued (a backlog), or stamped but not yet
     /// sent (a preempted caller), must land in the old file; the events' own times decide
     /// rotation whenever events flow.
-    fn rotate_if_period_over(&mut self) {
-        if self.active.len == 0 || !self.rx.is_empty() {
+    fn rotate_if_period_over(&mut self, queue_empty: bool) {
+        if self.active.len == 0 || !queue_empty {
             return;
         }
         let now = self.clock.now();
@@ -329,16 +335,16 @@ impl Writer {
         }
     }
 
-    fn handle(&mut self, msg: Msg) -> Flow {
-        match msg {
-            Msg::Event(record) => self.event(record),
-            Msg::Flush(reply) => {
-                self.rotate_if_period_over();
+    /// Handles a marker; the events queued before it were handled already.
+    fn handle(&mut self, marker: Marker, inbox: &Inbox) -> Flow {
+        match marker {
+            Marker::Flush(reply) => {
+                self.rotate_if_period_over(inbox.is_empty());
                 self.write_out();
                 reply.send(self.flushed_result());
             }
-            Msg::Shutdown(reply) => {
-                let result = self.close().map(|()| self.shared.snapshot(self.rx.len()));
+            Marker::Shutdown(reply) => {
+                let result = self.close().map(|()| self.shared.snapshot(inbox.len()));
                 reply.send(result);
                 return Flow::Closed;
             }
@@ -587,17 +593,18 @@ impl Writer {
     }
 
     /// After shutdown: count whatever still arrives as dropped, until every sender is gone.
-    fn count_late_events(mut self) {
-        for msg in self.rx.iter() {
-            match msg {
-                Msg::Event(record) => {
-                    self.shared.release_large(record.buf.len());
-                    self.shared.dropped(1);
-                    self.pool.give(record.buf);
-                }
-                Msg::Flush(reply) => reply.send(Err(Error::Closed)),
-                Msg::Shutdown(reply) => reply.send(Ok(self.shared.snapshot(self.rx.len()))),
-            }
-        }
+    fn count_late_events(mut self, inbox: &Inbox) {
+        let shared = self.shared.clone();
+        inbox.drain_until_disconnected(
+            |record| {
+                shared.release_large(record.buf.len());
+                shared.dropped(1);
+                self.pool.give(record.buf);
+            },
+            |marker| match marker {
+                Marker::Flush(reply) => reply.send(Err(Error::Closed)),
+                Marker::Shutdown(reply) => reply.send(Ok(shared.snapshot(inbox.len()))),
+            },
+        );
     }
 }

@@ -18,7 +18,7 @@ use time::{OffsetDateTime, UtcOffset};
 use tracing_subscriber::prelude::*;
 
 use crate::clock::{Clock, MockClock};
-use crate::record::{Msg, Reply};
+use crate::record::{Marker, Reply};
 use crate::{Builder, Compression, LogSink, Period, SinkGuard, Stats};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -886,19 +886,19 @@ fn burst_spanning_boundaries_splits_by_event_time() {
 /// stamped 12:01:05 alone in the next one, whenever the writer happened to take the flush.
 #[test]
 fn backlog_at_a_boundary_stays_in_its_period_file() {
-    const BACKLOG: u64 = 1_100; // more than the writer's batch of 1,024
+    const BACKLOG: u64 = 1_100; // many of the writer's batches (`queue::BATCH`)
     let tmp = tempfile::tempdir().unwrap();
     let clock = MockClock::new(nov24(12, 0, 10));
     let (layer, guard) = builder(tmp.path())
         .rotate_every(Period::Minute)
         .build_with_clock(Clock::Mock(clock.clone()))
         .unwrap();
-    let tx = layer.tx.clone();
+    let tx = guard.control.clone();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         emit(0);
         guard.flush_blocking().unwrap(); // the writer is idle, the queue empty
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(0);
-        tx.send(Msg::Flush(Reply::Blocking(reply_tx))).unwrap();
+        tx.send(Marker::Flush(Reply::Blocking(reply_tx))).unwrap();
         for seq in 1..BACKLOG {
             emit(seq); // queued behind the held flush, stamped 12:00:10
         }
