@@ -557,12 +557,13 @@ fn write_u64(out: &mut Vec<u8>, mut value: u64) {
     out.extend_from_slice(&buf[at..]);
 }
 
-/// Writes a float as JSON: finite values in Rust's shortest round-trip form (always with a `.`
-/// or an exponent, so it parses back as a float), NaN and infinities as `null` like serde_json.
+/// Writes a float as JSON exactly as serde_json does (and so tracing-subscriber's JSON
+/// formatter): finite values in the shortest form that reads back as the same float, by the
+/// same `zmij` crate serde_json uses, NaN and infinities as `null`.
 #[inline]
 pub(crate) fn write_f64(out: &mut Vec<u8>, value: f64) {
     if value.is_finite() {
-        let _ = write!(VecWriter(out), "{value:?}");
+        out.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
     } else {
         out.extend_from_slice(b"null");
     }
@@ -579,6 +580,33 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
 pub(crate) fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
+    if is_plain(bytes) {
+        // The common case (field names, most values): one copy.
+        out.extend_from_slice(bytes);
+    } else {
+        escape_into(out, bytes);
+    }
+    out.push(b'"');
+}
+
+/// Whether no byte of `bytes` needs escaping. Eight bytes at a time without a branch per
+/// word, the last partial word padded with spaces (which need none): short strings, the usual
+/// kind, take one or two words and no byte-by-byte loop.
+#[inline]
+fn is_plain(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = false;
+    for chunk in &mut chunks {
+        found |= needs_escape(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+    }
+    let rest = chunks.remainder();
+    let mut last = [b' '; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    !(found | needs_escape(u64::from_le_bytes(last)))
+}
+
+/// Appends `bytes` with `"`, `\\` and control characters escaped (no quotes around).
+fn escape_into(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
@@ -619,7 +647,6 @@ pub(crate) fn write_str_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
         start = i;
     }
     out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// Whether any of the 8 bytes in `word` is a control character, `"` or `\\` (SWAR: the
@@ -726,22 +753,42 @@ mod tests {
         assert_eq!(s("é日\u{2028}"), "\"é日\u{2028}\"");
     }
 
-    /// Finite floats keep a `.` or an exponent (so they parse back as floats); NaN and the
-    /// infinities become `null`.
+    /// Floats come out as serde_json writes them (tracing-subscriber's JSON goes through it):
+    /// the same text, not only the same value, over special values and a sweep of magnitudes
+    /// and digit counts; NaN and the infinities become `null`.
     #[test]
-    fn floats_parse_back_as_floats() {
-        for (value, text) in [
-            (1.0, "1.0"),
-            (-0.0, "-0.0"),
-            (0.1, "0.1"),
-            (1e300, "1e300"),
-            (f64::NAN, "null"),
-            (f64::INFINITY, "null"),
-            (f64::NEG_INFINITY, "null"),
-        ] {
+    fn floats_are_written_as_serde_json_writes_them() {
+        let mut values = vec![
+            1.0,
+            -0.0,
+            0.1,
+            1e300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            20.5,
+        ];
+        let mut x = 0.000_123_456_789_f64;
+        for i in 0..2_000 {
+            values.push(x);
+            values.push(-x / 3.0);
+            x *= if i % 2 == 0 { 7.3 } else { 0.21 };
+            if !x.is_finite() || x == 0.0 {
+                x = 1.5;
+            }
+        }
+        for value in values {
             let mut out = Vec::new();
             write_f64(&mut out, value);
-            assert_eq!(String::from_utf8(out).unwrap(), text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&value).unwrap()
+            );
+        }
+        for value in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut out = Vec::new();
+            write_f64(&mut out, value);
+            assert_eq!(out, b"null");
         }
     }
 }
