@@ -230,7 +230,8 @@ impl Builder {
         self
     }
 
-    /// How rotated files are compressed, on a background thread of their own. Default:
+    /// How rotated files are compressed, off the writer thread (a file in parallel pieces on up
+    /// to four threads, no more than there are CPUs). Default:
     /// `Compression::Gzip { level: 6 }`. `build()` refuses a level above 9.
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = compression;

@@ -17,14 +17,15 @@
 //!   `fields`, `target`, `span`, `spans`), with an RFC 3339 UTC timestamp in microseconds.
 //! - **Files take care of themselves.** The active file `<file_name>.log` rotates by size
 //!   and/or time ([`Builder::max_file_size`], [`Builder::rotate_every`]) to names that sort in
-//!   write order; rotated files are gzip-compressed on their own thread ([`Compression`]) and
-//!   pruned by count, total size and age; a crash is repaired at the next start.
+//!   write order; rotated files are gzip-compressed off the writer thread, in parallel
+//!   pieces on up to four threads ([`Compression`]), and pruned by count, total size and
+//!   age; a crash is repaired at the next start.
 //!
 //! The module-level pieces, in the order an event travels: the layer (`layer`, with field
 //! encoding in `encode` and the thread's entered spans in `current`), the record that crosses
-//! the channel (`record`), the writer (`writer`, with `format` and `rotation`), compression and
-//! retention (`janitor`, `compress`, `retention`), the builder and its errors (`builder`,
-//! `error`), and the guard (`guard`, `stats`).
+//! the channel and the channel itself (`record`, `queue`), the writer (`writer`, with `format`
+//! and `rotation`), compression and retention (`janitor`, `compress`, `retention`), the
+//! builder and its errors (`builder`, `error`), and the guard (`guard`, `stats`).
 //!
 //! # Example
 //!
