@@ -20,6 +20,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use flate2::{Compress, Crc, FlushCompress};
@@ -143,7 +144,15 @@ fn gzip(
                     .spawn_scoped(scope, move || {
                         let mut deflate = Compress::new(level, false);
                         for (index, piece) in job_rx {
-                            let result = primed_piece(&mut deflate, &piece);
+                            // A panic in the deflater (a bug there) must still answer: this
+                            // thread waits for pieces that would never come back otherwise.
+                            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                primed_piece(&mut deflate, &piece)
+                            }))
+                            .unwrap_or_else(|_| {
+                                deflate = Compress::new(level, false);
+                                Err(io::Error::other("the deflater panicked"))
+                            });
                             // The receiver outlives the workers unless this thread errs out,
                             // and then nobody needs the result.
                             let _ = done_tx.send((index, result, piece.buf));
@@ -370,6 +379,29 @@ mod tests {
             (ours as f64) < single as f64 * 1.04,
             "{ours} bytes against {single} in one stream"
         );
+    }
+
+    /// A read that fails part-way (a disk error) ends the compression with that error, on one
+    /// thread and on several, with no worker left waiting.
+    #[test]
+    fn a_read_error_ends_the_compression_with_it() {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::from_raw_os_error(5));
+                }
+                let n = buf.len().min(self.0).min(1000);
+                buf[..n].fill(b'x');
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        for threads in [1, 3] {
+            let mut out = Vec::new();
+            let error = gzip(&mut Failing(50_000), &mut out, 6, threads, 4096).unwrap_err();
+            assert_eq!(error.raw_os_error(), Some(5), "{threads} threads");
+        }
     }
 
     /// The file-level wrapper: the `.gz` decompresses to the source, keeps its time, and
