@@ -151,26 +151,30 @@ enum Value<'a> {
     Debug(&'a [u8]),
 }
 
-/// Iterates over the fields an [`EventEncoder`] wrote, with their names. Malformed input (which
-/// would be a bug) ends the iteration instead of panicking.
+/// Iterates over the fields an [`EventEncoder`] wrote, with their index in the callsite's
+/// `FieldSet`. Malformed input (which would be a bug) ends the iteration instead of panicking.
 struct Fields<'a> {
-    meta: &'static Metadata<'static>,
     bytes: &'a [u8],
 }
 
+/// The fields with their names, read from the callsite's metadata.
+fn named<'a>(
+    meta: &'static Metadata<'static>,
+    fields: &'a [u8],
+) -> impl Iterator<Item = (&'static str, Value<'a>)> {
+    Fields { bytes: fields }.map(move |(index, value)| {
+        let name = meta.fields().iter().nth(index).map_or("", |f| f.name());
+        (name, value)
+    })
+}
+
 impl<'a> Iterator for Fields<'a> {
-    type Item = (&'static str, Value<'a>);
+    type Item = (usize, Value<'a>);
 
     fn next(&mut self) -> Option<Self::Item> {
         let (&tag, rest) = self.bytes.split_first()?;
         let (index, rest) = take_array::<2>(rest)?;
         let index = u16::from_le_bytes(index) as usize;
-        let name = self
-            .meta
-            .fields()
-            .iter()
-            .nth(index)
-            .map_or("", |f| f.name());
         let (value, rest) = match tag {
             I64 | U64 | F64 => {
                 let (raw, rest) = take_array::<8>(rest)?;
@@ -199,24 +203,57 @@ impl<'a> Iterator for Fields<'a> {
             _ => return None,
         };
         self.bytes = rest;
-        Some((name, value))
+        Some((index, value))
+    }
+}
+
+/// What the JSON format writes the same way for every event of one callsite, rendered once
+/// (on the writer, at the callsite's first event) rather than escaped again per event: the
+/// key `"name":` of each field, and the target as a JSON string.
+#[derive(Debug)]
+pub(crate) struct JsonCallsite {
+    keys: Vec<u8>,
+    /// Where each field's key ends in `keys`, by the field's index.
+    ends: Vec<usize>,
+    /// `"target"`, quoted and escaped.
+    pub(crate) target: Vec<u8>,
+}
+
+impl JsonCallsite {
+    pub(crate) fn new(meta: &'static Metadata<'static>) -> Self {
+        let mut keys = Vec::new();
+        let mut ends = Vec::with_capacity(meta.fields().len());
+        for field in meta.fields() {
+            write_str(&mut keys, field.name());
+            keys.push(b':');
+            ends.push(keys.len());
+        }
+        let mut target = Vec::new();
+        write_str(&mut target, meta.target());
+        JsonCallsite { keys, ends, target }
+    }
+
+    /// `"name":` of the field at `index` (a field the callsite does not have, which would be
+    /// a bug, gets the empty name).
+    fn key(&self, index: usize) -> &[u8] {
+        match self.ends.get(index) {
+            Some(&end) => {
+                let start = index.checked_sub(1).map_or(0, |i| self.ends[i]);
+                &self.keys[start..end]
+            }
+            None => b"\"\":",
+        }
     }
 }
 
 /// Appends the JSON members of the encoded fields (`"k":v,"k":v`) to `out` (writer side).
-/// `fields` must come from an [`EventEncoder`] fed by an event of `meta`.
-pub(crate) fn fields_to_json(meta: &'static Metadata<'static>, fields: &[u8], out: &mut Vec<u8>) {
-    for (i, (name, value)) in (Fields {
-        meta,
-        bytes: fields,
-    })
-    .enumerate()
-    {
+/// `fields` must come from an [`EventEncoder`] fed by an event of `callsite`'s metadata.
+pub(crate) fn fields_to_json(callsite: &JsonCallsite, fields: &[u8], out: &mut Vec<u8>) {
+    for (i, (index, value)) in (Fields { bytes: fields }).enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_str(out, name);
-        out.push(b':');
+        out.extend_from_slice(callsite.key(index));
         match value {
             Value::I64(v) => write_int(out, v),
             Value::U64(v) => write_int(out, v),
@@ -233,10 +270,7 @@ pub(crate) fn fields_to_json(meta: &'static Metadata<'static>, fields: &[u8], ou
 /// `tracing-log`'s `log.*` fields left out.
 pub(crate) fn fields_to_text(meta: &'static Metadata<'static>, fields: &[u8], out: &mut Vec<u8>) {
     let mut first = true;
-    for (name, value) in (Fields {
-        meta,
-        bytes: fields,
-    }) {
+    for (name, value) in named(meta, fields) {
         if name.starts_with("log.") {
             continue;
         }
@@ -283,11 +317,7 @@ pub(crate) fn log_target<'a>(
     {
         return None;
     }
-    (Fields {
-        meta,
-        bytes: fields,
-    })
-    .find_map(|(name, value)| match value {
+    named(meta, fields).find_map(|(name, value)| match value {
         Value::Str(target) if name == "log.target" => Some(target),
         _ => None,
     })

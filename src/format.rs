@@ -5,6 +5,8 @@
 //! the event is inside one, then `threadName` (if enabled). The text format follows
 //! tracing-subscriber's default (full) format without colours.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::OffsetDateTime;
@@ -12,6 +14,7 @@ use tracing::Level;
 
 use crate::encode::{
     fields_to_json, fields_to_text, log_target, write_int, write_str, write_str_bytes,
+    JsonCallsite,
 };
 use crate::record::Record;
 
@@ -39,6 +42,36 @@ pub(crate) struct LineFormatter {
     format: Format,
     /// Write the event's source file and line.
     file_and_line: bool,
+    /// Each callsite's JSON keys and target, by the address of its (`'static`) metadata: a
+    /// program has a fixed set of callsites, so this stops growing.
+    callsites: HashMap<usize, JsonCallsite, BuildHasherDefault<AddressHasher>>,
+}
+
+/// Hashes an address with one multiplication (Fibonacci hashing). The default SipHash would
+/// cost more than the escaping the callsite cache saves; these keys are not attacker-chosen.
+#[derive(Debug, Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    /// The product's high half into the low bits too: the table picks buckets by the low
+    /// bits, and an aligned address times an odd number keeps its low bits zero.
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
 }
 
 impl LineFormatter {
@@ -102,11 +135,15 @@ impl LineFormatter {
         out.extend_from_slice(level_str(record.meta.level()).as_bytes());
         out.extend_from_slice(b"\",\"fields\":{");
         let fields = &record.buf[..record.fields_len];
-        fields_to_json(record.meta, fields, out);
+        let callsite = self
+            .callsites
+            .entry(record.meta as *const _ as usize)
+            .or_insert_with(|| JsonCallsite::new(record.meta));
+        fields_to_json(callsite, fields, out);
         out.extend_from_slice(b"},\"target\":");
         match log_target(record.meta, fields) {
             Some(target) => write_str_bytes(out, target),
-            None => write_str(out, record.meta.target()),
+            None => out.extend_from_slice(&callsite.target),
         }
         if self.file_and_line {
             if let Some(file) = record.meta.file() {
