@@ -13,8 +13,7 @@ use time::OffsetDateTime;
 use tracing::Level;
 
 use crate::encode::{
-    fields_to_json, fields_to_text, log_target, write_int, write_str, write_str_bytes,
-    JsonCallsite,
+    fields_to_json, fields_to_text, log_target, write_int, write_str, write_str_bytes, JsonCallsite,
 };
 use crate::record::Record;
 

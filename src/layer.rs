@@ -4,7 +4,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::thread::Thread;
-
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -28,8 +27,10 @@ use crate::{Format, Overflow};
 /// filters (`layer.with_filter(...)`).
 ///
 /// For each event the layer copies the event's values into a recycled buffer, stamps the time,
-/// and sends the buffer through a bounded lock-free channel to the writer thread: no lock of its own, no system call, no file I/O. JSON formatting happens on the writer. Span fields are rendered
-/// once, when the span is created or recorded, and copied into each event inside it.
+/// and sends the buffer through a bounded lock-free channel to the writer thread: no lock of
+/// its own, no system call, no file I/O. JSON formatting happens on the writer. Span fields
+/// are rendered once, when the span is created or recorded, and copied into each event inside
+/// it.
 ///
 /// Built by [`Builder::build`](crate::Builder::build) together with its
 /// [`SinkGuard`](crate::SinkGuard).
@@ -121,8 +122,8 @@ impl SinkLayer {
     }
 }
 
-/// Sends `record` to the full queue `tx` once it has room (`Overflow::Block`); `false` if the writer
-/// is gone.
+/// Sends `record` to the full queue `tx` once it has room (`Overflow::Block`); `false` if the
+/// writer is gone.
 ///
 /// The caller sleeps in short, growing steps instead of blocking in the channel's `send`: a
 /// sender blocked there registers with the channel, and then every receive by the writer has

@@ -3,8 +3,8 @@
 //! One thread, `logsink-writer`, is the only owner of the active file. It polls the queue
 //! (parking for a short, growing while when it is empty, never past a deadline: flush, retry,
 //! period boundary), takes what is queued in batches, formats each record into one large
-//! buffer, and writes that buffer when it is full, when `flush_interval`
-//! has passed since its oldest byte arrived, or on a marker.
+//! buffer, and writes that buffer when it is full, when `flush_interval` has passed since its
+//! oldest byte arrived, or on a marker.
 //!
 //! Rotation happens here, between two events: before a line that would take the file past
 //! `max_file_size`, or before the first event stamped at or after the next period boundary
