@@ -278,32 +278,41 @@ where
         if span.extensions().get::<SpanFields>().is_some() {
             return;
         }
-        let mut fields = SpanFields::new(self.id);
+        let mut fields = SpanFields::with_capacity(self.id, attrs.metadata().fields().len());
         attrs.record(&mut SpanVisitor(&mut fields));
         fields.render(span.name());
 
         // The `spans` list of events inside this span: its parents' list plus itself, built
-        // once here rather than walked on every event.
+        // once here rather than walked on every event, in one allocation of the right size.
         let generation = RECORD_GENERATION.load(Acquire);
-        let mut chain = Vec::with_capacity(64);
+        let mut chain = Vec::new();
         match span.parent() {
             Some(parent) => {
-                let cached = parent
-                    .extensions()
-                    .get::<SpanFields>()
-                    .and_then(|f| f.chain(self.id, generation).map(<[u8]>::to_vec));
-                match cached {
-                    Some(parent_chain) => chain = parent_chain,
-                    None => push_scope(&parent, &mut chain),
+                let copied = match parent.extensions().get::<SpanFields>() {
+                    Some(parent_fields) => match parent_fields.chain(self.id, generation) {
+                        Some(parent_chain) => {
+                            chain.reserve(parent_chain.len() + fields.json().len() + 1);
+                            chain.extend_from_slice(parent_chain);
+                            true
+                        }
+                        None => false,
+                    },
+                    None => false,
+                };
+                if !copied {
+                    push_scope(&parent, &mut chain);
                 }
                 chain.pop(); // `]`
                 chain.push(b',');
             }
-            None => chain.push(b'['),
+            None => {
+                chain.reserve(fields.json().len() + 2);
+                chain.push(b'[');
+            }
         }
         chain.extend_from_slice(fields.json());
         chain.push(b']');
-        fields.set_chain(self.id, generation, &chain);
+        fields.set_chain_owned(self.id, generation, chain);
 
         let mut extensions = span.extensions_mut();
         if extensions.get_mut::<SpanFields>().is_none() {
