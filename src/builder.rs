@@ -356,6 +356,9 @@ impl Builder {
             .thread()
             .clone();
 
+        if self.format == Format::Text {
+            crate::encode::TEXT_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let layer = SinkLayer {
             tx,
             pool: taker,

@@ -32,6 +32,7 @@
 //! byte for `BOOL`, and `u32 LE length | UTF-8 bytes` for `STR`.
 
 use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use tracing::field::{Field, Visit};
 use tracing::Metadata;
@@ -328,6 +329,12 @@ fn take_array<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
     Some((head.try_into().ok()?, &bytes[N..]))
 }
 
+/// Whether spans need their fields in the text format too: set when a sink with
+/// [`Format::Text`](crate::Format::Text) is built. Until then only JSON is rendered, which
+/// spares JSON-only programs formatting every span field twice. Relaxed: the sink is built
+/// before its layer can see any span, and handing the layer to a subscriber orders the two.
+pub(crate) static TEXT_SPANS: AtomicBool = AtomicBool::new(false);
+
 /// One span's fields, kept in the span's extensions and rendered to JSON whenever they change,
 /// so that events only copy bytes.
 #[derive(Debug)]
@@ -400,9 +407,10 @@ impl SpanFields {
         &self.text
     }
 
-    /// Appends one field in the text format (see [`fields_to_text`] for the rules).
+    /// Appends one field in the text format (see [`fields_to_text`] for the rules), if any
+    /// sink in the process writes text.
     fn text_field(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
-        if name.starts_with("log.") {
+        if !TEXT_SPANS.load(Relaxed) || name.starts_with("log.") {
             return;
         }
         let name = name.strip_prefix("r#").unwrap_or(name);

@@ -28,6 +28,11 @@ pub enum Format {
     /// One human-readable line per event, like tracing-subscriber's default (full) format
     /// without colours:
     /// `2026-11-24T14:26:18.169272Z  INFO request{id=7}: my_app::http: served status=200`.
+    ///
+    /// Spans get their text form only once a text sink exists in the process (JSON-only
+    /// programs skip that work): a span created before the first text sink was built, which
+    /// takes adding the sink to a running subscriber (e.g. through `reload`), shows its name
+    /// without its fields.
     Text,
 }
 
