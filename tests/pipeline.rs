@@ -397,6 +397,81 @@ async fn events_after_async_shutdown_are_not_written() {
     assert_seq_lines(&path, 7);
 }
 
+/// A flush covers every event whose call returned before the flush began, on every thread,
+/// while the threads keep logging: before each of 20 flushes the main thread reads how far
+/// each of 4 threads got (each publishes its last finished `seq` after the call returns), and
+/// after the flush every event up to there must be in the file. Flushes travel on their own
+/// channel and take a snapshot of the queue's length, so this is what proves the snapshot.
+#[test]
+fn a_flush_covers_every_event_finished_before_it_on_any_thread() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const THREADS: usize = 4;
+    const PER_THREAD: u64 = 5_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = sink_in(dir.path());
+    let dispatch = dispatch_for(layer);
+    let path = common::log_path(dir.path());
+    // `u64::MAX`: nothing finished yet.
+    let done: Arc<Vec<AtomicU64>> =
+        Arc::new((0..THREADS).map(|_| AtomicU64::new(u64::MAX)).collect());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (dispatch, done, stop) = (dispatch.clone(), done.clone(), stop.clone());
+            thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    // Paced and capped, so that the file the main thread reads stays small.
+                    for seq in 0..PER_THREAD {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        info!(thread = t as u64, seq, "working");
+                        // Release: the event's send happened before this store.
+                        done[t].store(seq, Ordering::Release);
+                        if seq % 10 == 9 {
+                            thread::sleep(Duration::from_micros(200));
+                        }
+                    }
+                })
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        thread::sleep(Duration::from_millis(3));
+        let reached: Vec<u64> = done.iter().map(|d| d.load(Ordering::Acquire)).collect();
+        guard.flush_blocking().expect("flush");
+        let mut seen = [0u64; THREADS];
+        for line in common::read_json_lines(&path) {
+            let t = common::field_u64(&line, "thread") as usize;
+            // One thread's events are in order: count how many of its first ones are here.
+            if common::field_u64(&line, "seq") == seen[t] {
+                seen[t] += 1;
+            }
+        }
+        for t in 0..THREADS {
+            if reached[t] != u64::MAX {
+                assert!(
+                    seen[t] > reached[t],
+                    "thread {t} had finished seq {} before the flush, the file has {} of its events",
+                    reached[t],
+                    seen[t]
+                );
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    drop(dispatch);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(stats.events_dropped, 0);
+    assert_eq!(
+        stats.events_written,
+        common::read_json_lines(&path).len() as u64
+    );
+}
+
 /// `flush_blocking` alone (the timer is an hour) puts each batch of events in the file and the
 /// stats, and a flush with nothing pending succeeds.
 #[test]
