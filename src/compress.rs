@@ -177,6 +177,7 @@ fn gzip(
                     }
                 }
                 if written == sent {
+                    // Returning drops `job_tx`, which ends the workers; the scope joins them.
                     return Ok(());
                 }
                 let (index, result, buf) = done_rx
@@ -190,7 +191,6 @@ fn gzip(
                     written += 1;
                 }
             }
-            // Dropping `job_tx` here ends the workers; the scope joins them.
         })?;
     }
     // Every piece ended in a sync flush: close the stream with an empty final block (fixed

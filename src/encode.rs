@@ -364,7 +364,11 @@ impl SpanFields {
         SpanFields {
             values: Vec::with_capacity(fields),
             json: Vec::new(),
-            text: Vec::with_capacity(fields * 16),
+            text: Vec::with_capacity(if TEXT_SPANS.load(Relaxed) {
+                fields * 16
+            } else {
+                0
+            }),
             chain: Vec::new(),
             chain_owner: owner,
             chain_generation: u64::MAX,
