@@ -47,9 +47,13 @@ pub(crate) struct LineFormatter {
     /// Write the event's source file and line.
     file_and_line: bool,
     /// Each callsite's JSON keys and target, by the address of its (`'static`) metadata: a
-    /// program has a fixed set of callsites, so this stops growing.
+    /// program has a fixed set of callsites, so this stops growing (and is emptied at
+    /// [`MAX_CALLSITES`], should some library leak fresh metadata for every event).
     callsites: HashMap<usize, JsonCallsite, BuildHasherDefault<AddressHasher>>,
 }
+
+/// The most callsites [`LineFormatter`] keeps rendered at once: far more than a program has.
+const MAX_CALLSITES: usize = 16_384;
 
 /// Hashes an address with one multiplication (Fibonacci hashing). The default SipHash would
 /// cost more than the escaping the callsite cache saves; these keys are not attacker-chosen.
@@ -139,6 +143,9 @@ impl LineFormatter {
         out.extend_from_slice(level_str(record.meta.level()).as_bytes());
         out.extend_from_slice(b"\",\"fields\":{");
         let fields = &record.buf[..record.fields_len];
+        if self.callsites.len() >= MAX_CALLSITES {
+            self.callsites.clear();
+        }
         let callsite = self
             .callsites
             .entry(record.meta as *const _ as usize)
@@ -265,6 +272,52 @@ mod tests {
         let mut out = Vec::new();
         LineFormatter::default().timestamp(time, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    /// Metadata made at run time (leaked, as a library minting callsites per event would):
+    /// each one a new callsite to the formatter.
+    fn leaked_metadata() -> &'static tracing::Metadata<'static> {
+        struct Site;
+        impl tracing::callsite::Callsite for Site {
+            fn set_interest(&self, _: tracing::subscriber::Interest) {}
+            fn metadata(&self) -> &tracing::Metadata<'_> {
+                unreachable!("only the identity is used")
+            }
+        }
+        let site: &'static Site = Box::leak(Box::new(Site));
+        Box::leak(Box::new(tracing::Metadata::new(
+            "event",
+            "leaky",
+            Level::INFO,
+            None,
+            None,
+            None,
+            tracing::field::FieldSet::new(&["k"], tracing::callsite::Identifier(site)),
+            tracing::metadata::Kind::EVENT,
+        )))
+    }
+
+    /// The callsite cache stays bounded even when every event brings new metadata, and lines
+    /// keep their keys and target across the emptying.
+    #[test]
+    fn the_callsite_cache_is_bounded() {
+        let mut f = LineFormatter::new(Format::Json, false);
+        let mut out = Vec::new();
+        for _ in 0..MAX_CALLSITES + 10 {
+            let meta = leaked_metadata();
+            let record = Record {
+                meta,
+                time: UNIX_EPOCH,
+                buf: Vec::new(),
+                fields_len: 0,
+                span_end: 0,
+            };
+            out.clear();
+            f.format(&record, &mut out);
+            assert!(f.callsites.len() <= MAX_CALLSITES);
+        }
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.contains(r#""fields":{},"target":"leaky""#), "{line}");
     }
 
     /// Timestamps are RFC 3339 in UTC with microseconds, also before 1970.
