@@ -32,7 +32,8 @@ const POOL_SLACK: usize = 4096;
 #[non_exhaustive]
 pub enum Overflow {
     /// Wait until the writer makes room. Nothing is lost; a caller can be slowed down to the
-    /// disk's speed. The default.
+    /// disk's speed. A waiting caller sleeps (it never spins) and goes on once a quarter of
+    /// the queue is free, or after about 10 ms. The default.
     #[default]
     Block,
     /// Never wait: an event that finds the queue full is dropped and counted in
