@@ -137,8 +137,9 @@ impl SinkLayer {
 /// slot kept all callers at the queue's very edge, where a send spins (in crossbeam) until the
 /// writer finishes taking the slot it wants; when the writer was preempted there, callers spun
 /// for whole time slices. With gzip on (CPUs oversubscribed) perf put a sixth of all CPU time
-/// in that spin; waiting for a quarter of the queue brought it under 4% and cut the CPU of a
-/// compressed benchmark run by 13 to 24% (two A/Bs of 5 and 7 alternating runs).
+/// in `try_send`, most of it in that spin; waiting for a quarter of the queue brought
+/// `try_send` under 4% and cut the CPU of a compressed benchmark run by 13 to 24% (two A/Bs
+/// of 5 and 7 alternating runs).
 #[cold]
 fn wait_for_room(tx: &Sender<Record>, mut record: Record, writer: &Thread) -> bool {
     let capacity = tx.capacity().unwrap_or(usize::MAX);
