@@ -275,7 +275,7 @@ impl Builder {
     /// [`Error::NotADirectory`], [`Error::CreateDirectory`], [`Error::Open`], or
     /// [`Error::SpawnThread`].
     pub fn build(self) -> Result<(SinkLayer, SinkGuard), Error> {
-        self.build_with_clock(Clock::System)
+        self.build_with_clock(Clock::system())
     }
 
     /// [`build`](Builder::build) with a chosen clock (tests pass a mock).

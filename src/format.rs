@@ -92,16 +92,16 @@ impl LineFormatter {
     }
 
     /// Appends `record` as one `\n`-terminated line to `out`.
-    pub(crate) fn format(&mut self, record: &Record, out: &mut Vec<u8>) {
+    pub(crate) fn format(&mut self, record: &Record, time: SystemTime, out: &mut Vec<u8>) {
         match self.format {
-            Format::Json => self.json(record, out),
-            Format::Text => self.text(record, out),
+            Format::Json => self.json(record, time, out),
+            Format::Text => self.text(record, time, out),
         }
     }
 
     /// The text format: `<time> <LEVEL> <thread>spans: target: file:line: fields`.
-    fn text(&mut self, record: &Record, out: &mut Vec<u8>) {
-        self.timestamp(record.time, out);
+    fn text(&mut self, record: &Record, time: SystemTime, out: &mut Vec<u8>) {
+        self.timestamp(time, out);
         out.extend_from_slice(match *record.meta.level() {
             Level::TRACE => b" TRACE ",
             Level::DEBUG => b" DEBUG ",
@@ -136,9 +136,9 @@ impl LineFormatter {
     }
 
     /// The JSON format.
-    fn json(&mut self, record: &Record, out: &mut Vec<u8>) {
+    fn json(&mut self, record: &Record, time: SystemTime, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"timestamp\":\"");
-        self.timestamp(record.time, out);
+        self.timestamp(time, out);
         out.extend_from_slice(b"\",\"level\":\"");
         out.extend_from_slice(level_str(record.meta.level()).as_bytes());
         out.extend_from_slice(b"\",\"fields\":{");
@@ -307,13 +307,13 @@ mod tests {
             let meta = leaked_metadata();
             let record = Record {
                 meta,
-                time: UNIX_EPOCH,
+                time: crate::clock::Stamp::default(),
                 buf: Vec::new(),
                 fields_len: 0,
                 span_end: 0,
             };
             out.clear();
-            f.format(&record, &mut out);
+            f.format(&record, UNIX_EPOCH, &mut out);
             assert!(f.callsites.len() <= MAX_CALLSITES);
         }
         let line = String::from_utf8(out).unwrap();

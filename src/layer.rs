@@ -372,7 +372,7 @@ where
             self.shared.dropped(1);
             return;
         }
-        let time = self.clock.now();
+        let time = self.clock.stamp();
         let mut buf = self.pool.take();
         event.record(&mut EventEncoder { buf: &mut buf });
         let fields_len = buf.len();

@@ -12,11 +12,11 @@
 //! the writer's thread goes through the writer's malloc arena and can take its lock).
 
 use std::cell::RefCell;
-use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender};
 use tracing::Metadata;
 
+use crate::clock::Stamp;
 use crate::{Error, Stats};
 
 /// Buffers grown past this are freed instead of recycled, so one huge event does not pin its
@@ -38,7 +38,7 @@ pub(crate) struct Record {
     /// index. Event metadata is always `'static`, so passing the reference costs nothing.
     pub(crate) meta: &'static Metadata<'static>,
     /// When the event happened, read raw on the caller and formatted on the writer.
-    pub(crate) time: SystemTime,
+    pub(crate) time: Stamp,
     /// `buf[..fields_len]` holds the encoded fields; `buf[fields_len..span_end]` the span
     /// part of the line and `buf[span_end..]` the thread part, both already in the sink's
     /// format (JSON: `,"span":{..},"spans":[..]` and `,"threadName":".."`; text: `a{k=v}:b: `

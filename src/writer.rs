@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Timebase};
 use crate::format::LineFormatter;
 use crate::janitor::JanitorHandle;
 use crate::queue::{Batch, Inbox};
@@ -83,6 +83,8 @@ pub(crate) struct Writer {
     active: ActiveFile,
     janitor: JanitorHandle,
     clock: Clock,
+    /// Turns the callers' stamps into wall-clock time.
+    timebase: Timebase,
     flush_interval: Duration,
     formatter: LineFormatter,
     /// Formatted lines not yet handed to the OS, all for the active file.
@@ -172,6 +174,7 @@ impl Writer {
             shared,
             active,
             janitor,
+            timebase: Timebase::new(clock.clone()),
             clock,
             flush_interval,
             formatter,
@@ -355,7 +358,8 @@ impl Writer {
     fn event(&mut self, record: Record) {
         // The caller reserved a large record's bytes of the queue's budget (`SinkLayer::send`).
         self.shared.release_large(record.buf.len());
-        self.append_line(record.time, |formatter, out| formatter.format(&record, out));
+        let time = self.timebase.wall(record.time);
+        self.append_line(time, |formatter, out| formatter.format(&record, time, out));
         self.out_events += 1;
         self.pool.give(record.buf);
         self.write_if_full();
