@@ -354,7 +354,8 @@ fn check_int(what: &str, got: Option<&J>, want: impl fmt::Display) -> Result<(),
 }
 
 fn check_bool(what: &str, got: Option<&J>, want: bool) -> Result<(), TestCaseError> {
-    prop_assert_eq!(got, Some(&J::Bool(want)), "{}", what);
+    let want = J::Bool(want);
+    prop_assert_eq!(got, Some(&want), "{}", what);
     Ok(())
 }
 
@@ -431,8 +432,9 @@ fn check_line(seq: u64, case: &Case, line: &J) -> Result<(), TestCaseError> {
             "ERROR"
         }
     };
-    prop_assert_eq!(line.get("level"), Some(&J::Str(level.into())));
-    prop_assert_eq!(line.get("target"), Some(&J::Str("prop_roundtrip".into())));
+    let (level, target) = (J::Str(level.into()), J::Str("prop_roundtrip".into()));
+    prop_assert_eq!(line.get("level"), Some(&level));
+    prop_assert_eq!(line.get("target"), Some(&target));
     match &case.span {
         None => {
             prop_assert!(line.get("span").is_none() && line.get("spans").is_none());
