@@ -3,13 +3,13 @@
 //! Callers stamp each event with [`Clock::stamp`]: in production a raw reading of the CPU's
 //! time counter (through `quanta`), about 10 ns against about 37 ns for `SystemTime::now()` on
 //! the development machine. The writer turns stamps into wall-clock time with a [`Timebase`],
-//! which pairs a counter reading with `SystemTime::now()` and takes a fresh pair whenever the
-//! stamps have moved on by more than [`REANCHOR`], so the result follows the system clock
-//! (NTP slews and steps included) to within tens of nanoseconds. A stamp much older than the
-//! anchor, from an event that waited in the queue through a long disk stall, is converted
-//! across the whole wait with the counter's calibrated rate, good to a few parts per million
-//! (about 3 µs per second of wait on the development machine). The writer and janitor read
-//! the wall clock directly, through [`Clock::now`], for their own decisions.
+//! which pairs counter readings with `SystemTime::now()` (anchors) and takes a new anchor
+//! whenever the stamps have moved on by more than [`REANCHOR`]. A stamp between two anchors is
+//! placed between their wall-clock times in proportion, so it follows the system clock (NTP
+//! slews included) however long the event waited in the queue, a disk stall included; only
+//! the newest millisecond is extrapolated with the counter's calibrated rate (a few parts per
+//! million: nanoseconds). The writer and janitor read the wall clock directly, through
+//! [`Clock::now`], for their own decisions.
 //!
 //! Unit tests swap in a `MockClock` that they advance by hand, so time-dependent logic is
 //! tested without sleeping; its stamps are its own time, exactly.
@@ -38,9 +38,9 @@ pub(crate) enum Clock {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stamp(u64);
 
-/// How far the stamps may move past the timebase's anchor before it takes a new one. The
-/// counter's rate is calibrated to a few parts per million, so converting across this span is
-/// off by a few nanoseconds at most; re-anchoring costs one `SystemTime::now()` per span.
+/// How far the stamps may move past the newest anchor before the timebase takes a new one. The
+/// counter's rate is calibrated to a few parts per million, so extrapolating across this span
+/// is off by a few nanoseconds at most; re-anchoring costs one `SystemTime::now()` per span.
 pub(crate) const REANCHOR: Duration = Duration::from_millis(1);
 
 /// An anchor whose two counter readings are further apart than this is read again (up to
@@ -71,7 +71,8 @@ impl Clock {
         match self {
             Clock::System(counter) => Stamp(counter.raw()),
             #[cfg(test)]
-            Clock::Mock(mock) => Stamp(mock_nanos(mock.now()) as u64),
+            // Tests stay within ±292 years of the epoch: i64 nanoseconds.
+            Clock::Mock(mock) => Stamp(to_nanos(mock.now()) as i64 as u64),
         }
     }
 }
@@ -80,15 +81,24 @@ impl Clock {
 #[derive(Debug)]
 pub(crate) struct Timebase {
     clock: Clock,
-    /// A counter reading and the wall-clock time read with it.
-    anchor: Option<(u64, SystemTime)>,
+    /// The anchor before `recent`: stamps between the two are interpolated.
+    previous: Option<Anchor>,
+    recent: Option<Anchor>,
+}
+
+/// A counter reading and the wall-clock time read with it, in nanoseconds from the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Anchor {
+    raw: u64,
+    wall: i128,
 }
 
 impl Timebase {
     pub(crate) fn new(clock: Clock) -> Timebase {
         Timebase {
             clock,
-            anchor: None,
+            previous: None,
+            recent: None,
         }
     }
 
@@ -99,68 +109,85 @@ impl Timebase {
         let counter = match &self.clock {
             Clock::System(counter) => counter,
             #[cfg(test)]
-            Clock::Mock(_) => return from_mock_nanos(stamp.0 as i64),
+            Clock::Mock(_) => return from_nanos(i128::from(stamp.0 as i64)),
         };
         let raw = stamp.0;
-        let (anchor_raw, anchor_wall) = match self.anchor {
-            // `delta_as_nanos` is 0 for a stamp older than the anchor: those are converted
-            // backwards from it below, and never need a new one.
-            Some((at, wall)) if counter.delta_as_nanos(at, raw) <= REANCHOR.as_nanos() as u64 => {
-                (at, wall)
+        // `delta_as_nanos` is 0 for a stamp older than the anchor: those never need a new one.
+        let recent = match self.recent {
+            Some(recent)
+                if counter.delta_as_nanos(recent.raw, raw) <= REANCHOR.as_nanos() as u64 =>
+            {
+                recent
             }
-            _ => *self.anchor.insert(read_anchor(counter)),
+            _ => {
+                let anchor = read_anchor(counter);
+                self.previous = self.recent.replace(anchor);
+                anchor
+            }
         };
-        let converted = if raw >= anchor_raw {
-            anchor_wall.checked_add(Duration::from_nanos(
-                counter.delta_as_nanos(anchor_raw, raw),
-            ))
-        } else {
-            anchor_wall.checked_sub(Duration::from_nanos(
-                counter.delta_as_nanos(raw, anchor_raw),
-            ))
-        };
-        converted.unwrap_or(anchor_wall)
+        from_nanos(match self.previous {
+            // Between the two anchors (the usual case for a stamp that made a new one): in
+            // proportion, exact at both ends. i128 holds the product for spans of years.
+            Some(previous) if previous.raw <= raw && raw < recent.raw => {
+                let span = i128::from(recent.raw - previous.raw);
+                previous.wall
+                    + (recent.wall - previous.wall) * i128::from(raw - previous.raw) / span
+            }
+            // Past the newest anchor (by at most `REANCHOR`), or before the older one (an event
+            // that waited between its stamp and its send while the writer anchored twice).
+            _ => {
+                let from = match self.previous {
+                    Some(previous) if raw < previous.raw => previous,
+                    _ => recent,
+                };
+                if raw >= from.raw {
+                    from.wall + i128::from(counter.delta_as_nanos(from.raw, raw))
+                } else {
+                    from.wall - i128::from(counter.delta_as_nanos(raw, from.raw))
+                }
+            }
+        })
     }
 }
 
-/// A counter reading paired with `SystemTime::now()`: the reading is the midpoint of two taken
-/// around the wall clock, from the tightest of a few tries (a preempted try is far apart).
-fn read_anchor(counter: &quanta::Clock) -> (u64, SystemTime) {
-    let mut best: Option<(u64, u64, SystemTime)> = None;
+/// An anchor read now: the counter reading is the midpoint of two taken around
+/// `SystemTime::now()`, from the tightest of a few tries (a preempted try is far apart).
+fn read_anchor(counter: &quanta::Clock) -> Anchor {
+    let mut best: Option<(u64, Anchor)> = None;
     for _ in 0..ANCHOR_TRIES {
         let before = counter.raw();
-        let wall = SystemTime::now();
+        let wall = to_nanos(SystemTime::now());
         let after = counter.raw();
         let window = counter.delta_as_nanos(before, after);
-        let mid = before + after.saturating_sub(before) / 2;
-        if best.is_none_or(|(w, _, _)| window < w) {
-            best = Some((window, mid, wall));
+        let raw = before + after.saturating_sub(before) / 2;
+        if best.is_none_or(|(w, _)| window < w) {
+            best = Some((window, Anchor { raw, wall }));
         }
         if window <= ANCHOR_WINDOW.as_nanos() as u64 {
             break;
         }
     }
-    let (_, raw, wall) = best.expect("at least one try");
-    (raw, wall)
+    best.expect("at least one try").1
 }
 
-/// A mock time as signed nanoseconds from the epoch (tests stay within ±292 years of it).
-#[cfg(test)]
-fn mock_nanos(time: SystemTime) -> i64 {
+/// Signed nanoseconds from the epoch (i128: every `SystemTime` fits).
+fn to_nanos(time: SystemTime) -> i128 {
     match time.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(after) => after.as_nanos() as i64,
-        Err(before) => -(before.duration().as_nanos() as i64),
+        Ok(after) => after.as_nanos() as i128,
+        Err(before) => -(before.duration().as_nanos() as i128),
     }
 }
 
-#[cfg(test)]
-fn from_mock_nanos(nanos: i64) -> SystemTime {
-    let magnitude = Duration::from_nanos(nanos.unsigned_abs());
-    if nanos >= 0 {
-        SystemTime::UNIX_EPOCH + magnitude
+/// The inverse of [`to_nanos`], saturating at what `SystemTime` can hold.
+fn from_nanos(nanos: i128) -> SystemTime {
+    let magnitude = u64::try_from(nanos.unsigned_abs()).unwrap_or(u64::MAX);
+    let magnitude = Duration::from_nanos(magnitude);
+    let time = if nanos >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(magnitude)
     } else {
-        SystemTime::UNIX_EPOCH - magnitude
-    }
+        SystemTime::UNIX_EPOCH.checked_sub(magnitude)
+    };
+    time.unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// A clock that only moves when a test moves it.
@@ -230,16 +257,69 @@ mod tests {
         let clock = Clock::system();
         let mut timebase = Timebase::new(clock.clone());
         timebase.wall(clock.stamp());
-        let first = timebase.anchor.unwrap();
+        let first = timebase.recent.unwrap();
         timebase.wall(clock.stamp());
         assert_eq!(
-            timebase.anchor.unwrap().0,
-            first.0,
+            timebase.recent,
+            Some(first),
             "no new anchor within REANCHOR"
         );
         std::thread::sleep(REANCHOR * 2);
         timebase.wall(clock.stamp());
-        assert!(timebase.anchor.unwrap().0 > first.0);
+        assert!(timebase.recent.unwrap().raw > first.raw);
+        assert_eq!(timebase.previous, Some(first));
+    }
+
+    /// Between two anchors a stamp is placed in proportion, exactly, even where the wall clock
+    /// ran at another rate than the counter's calibration says (here 300 ns fast over 10 min);
+    /// past the newest anchor and before the older one the calibrated rate carries it.
+    #[test]
+    fn stamps_between_anchors_are_interpolated_and_others_extrapolated() {
+        // quanta's mock counter counts nanoseconds: its calibrated rate is 1.
+        let (counter, _mock) = quanta::Clock::mock();
+        let mut timebase = Timebase::new(Clock::System(counter));
+        let start: i128 = 1_795_962_378_000_000_000;
+        let ten_minutes: u64 = 600_000_000_000;
+        let previous = Anchor {
+            raw: 1_000,
+            wall: start,
+        };
+        let recent = Anchor {
+            raw: 1_000 + ten_minutes,
+            wall: start + i128::from(ten_minutes) + 300,
+        };
+        timebase.previous = Some(previous);
+        timebase.recent = Some(recent);
+        let at = |timebase: &mut Timebase, raw: u64| to_nanos(timebase.wall(Stamp(raw)));
+
+        assert_eq!(at(&mut timebase, previous.raw), previous.wall);
+        assert_eq!(
+            at(&mut timebase, 1_000 + ten_minutes / 2),
+            start + i128::from(ten_minutes / 2) + 150
+        );
+        assert_eq!(
+            at(&mut timebase, 1_000 + ten_minutes / 4),
+            start + i128::from(ten_minutes / 4) + 75
+        );
+        assert_eq!(at(&mut timebase, recent.raw), recent.wall);
+        assert_eq!(at(&mut timebase, recent.raw + 500), recent.wall + 500);
+        assert_eq!(at(&mut timebase, 400), start - 600);
+        assert_eq!(
+            timebase.recent,
+            Some(recent),
+            "no stamp here needed a new anchor"
+        );
+    }
+
+    #[test]
+    fn wall_times_round_trip_through_nanoseconds() {
+        for time in [
+            SystemTime::UNIX_EPOCH,
+            SystemTime::UNIX_EPOCH + Duration::new(1_795_962_378, 169_272_001),
+            SystemTime::UNIX_EPOCH - Duration::new(5, 1),
+        ] {
+            assert_eq!(from_nanos(to_nanos(time)), time);
+        }
     }
 
     #[test]
