@@ -49,6 +49,8 @@ const DEBUG: u8 = 6;
 /// Records an event's fields into a record buffer (caller side).
 pub(crate) struct EventEncoder<'a> {
     pub(crate) buf: &'a mut Vec<u8>,
+    /// For a `Format::Text` sink: errors are followed by their sources.
+    pub(crate) text: bool,
 }
 
 impl EventEncoder<'_> {
@@ -137,6 +139,34 @@ impl Visit for EventEncoder<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.formatted(field, value);
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        match value.source() {
+            Some(source) if self.text => self.formatted(
+                field,
+                &format_args!("{value} {}.sources={}", field.name(), SourceList(source)),
+            ),
+            _ => self.formatted(field, &format_args!("{value}")),
+        }
+    }
+}
+
+/// An error and the errors under it, as tracing-subscriber's text format lists an error's
+/// sources after it (`err=outer err.sources=[middle, inner]`); its JSON format writes an
+/// error's `Display` alone.
+struct SourceList<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for SourceList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        let mut next = Some(self.0);
+        while let Some(error) = next {
+            // `Arguments`' `Debug` is its text: entries unquoted.
+            list.entry(&format_args!("{error}"));
+            next = error.source();
+        }
+        list.finish()
     }
 }
 
@@ -566,6 +596,26 @@ impl Visit for SpanVisitor<'_> {
         self.0.insert(name.strip_prefix("r#").unwrap_or(name), v);
         self.0
             .text_field(name, |out| out.extend_from_slice(text.as_bytes()));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let Some(source) = value.source() else {
+            return self.record_debug(field, &format_args!("{value}"));
+        };
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let mut v = Vec::new();
+        write_str(&mut v, &value.to_string());
+        self.0.insert(name.strip_prefix("r#").unwrap_or(name), v);
+        self.0.text_field(name, |out| {
+            let _ = write!(
+                VecWriter(out),
+                "{value} {name}.sources={}",
+                SourceList(source)
+            );
+        });
     }
 }
 

@@ -374,7 +374,10 @@ where
         }
         let time = self.clock.stamp();
         let mut buf = self.pool.take();
-        event.record(&mut EventEncoder { buf: &mut buf });
+        event.record(&mut EventEncoder {
+            buf: &mut buf,
+            text: self.format == Format::Text,
+        });
         let fields_len = buf.len();
 
         match self.format {

@@ -18,8 +18,38 @@ struct Point {
     y: i32,
 }
 
-/// A variety of events: every value type, messages with arguments, `r#` and dotted names,
-/// nested spans with fields, a field recorded later, explicit parents and roots.
+/// An error with a chain of sources under it.
+#[derive(Debug)]
+struct Chained {
+    text: &'static str,
+    source: Option<Box<Chained>>,
+}
+
+impl Chained {
+    fn chain(texts: &[&'static str]) -> Chained {
+        let (first, rest) = texts.split_first().unwrap();
+        Chained {
+            text: first,
+            source: (!rest.is_empty()).then(|| Box::new(Chained::chain(rest))),
+        }
+    }
+}
+
+impl std::fmt::Display for Chained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+impl std::error::Error for Chained {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// A variety of events: every value type, errors with and without sources, messages with
+/// arguments, `r#` and dotted names, nested spans with fields (an error among them), a field
+/// recorded later, explicit parents and roots.
 fn emit() {
     tracing::info!("plain message");
     tracing::warn!(
@@ -34,6 +64,15 @@ fn emit() {
     tracing::error!(text = "with \"quotes\" and \\ and\nnewline", point = ?Point { x: 1, y: -2 }, shown = %"displayed");
     tracing::debug!(r#type = "raw", http.status = 200, "names");
     tracing::trace!(big = u128::MAX, small = i128::MIN, "wide integers");
+    let chained = Chained::chain(&["request failed", "connection reset", "peer gone"]);
+    let alone = Chained::chain(&["no source"]);
+    tracing::error!(
+        err = &chained as &dyn std::error::Error,
+        r#ref = &alone as &dyn std::error::Error,
+        "errors"
+    );
+    let failing = tracing::info_span!("retry", last = &chained as &dyn std::error::Error);
+    tracing::warn!(parent: &failing, "retrying");
     let outer = tracing::info_span!("server", port = 8080, host = "example.org");
     let _outer = outer.enter();
     tracing::info!("in one span");
@@ -89,7 +128,7 @@ fn text_lines_match_the_default_formatter() {
     );
     tracing::dispatcher::with_default(&dispatch, emit);
     let stats = guard.shutdown_blocking().unwrap();
-    assert_eq!(stats.events_written, 10);
+    assert_eq!(stats.events_written, 12);
     let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
     compare(&ours, &reference.text(), without_timestamp);
 }
