@@ -5,15 +5,22 @@
 //! the development machine. The writer turns stamps into wall-clock time with a [`Timebase`],
 //! which pairs counter readings with `SystemTime::now()` (anchors) and takes a new anchor
 //! whenever the stamps have moved on by more than [`REANCHOR`]. A stamp between two anchors is
-//! placed between their wall-clock times in proportion, so it follows the system clock (NTP
-//! slews included) however long the event waited in the queue, a disk stall included; only
-//! the newest millisecond is extrapolated with the counter's calibrated rate (a few parts per
-//! million: nanoseconds). The writer and janitor read the wall clock directly, through
-//! [`Clock::now`], for their own decisions.
+//! placed between their wall-clock times in proportion, exact at both ends whatever the
+//! counter's rate, so an event that waited (in the queue through a disk stall, or in a caller
+//! blocked on a full queue) keeps the system clock's time of its stamp; a step of the system
+//! clock between two anchors is spread over the span between them. A stamp past the newest
+//! anchor (by at most `REANCHOR`) is carried by the counter's calibrated rate: typically right
+//! to a few parts per million, nanoseconds over that span, more while NTP slews the clock
+//! fast. The counter must agree across cores: quanta uses it only where the CPU reports an
+//! invariant TSC, whose cores agree unless firmware set them apart (Linux then stops using the
+//! TSC for its own clock; quanta does not notice, and stamps would be off by the difference).
+//! The writer and janitor read the wall clock directly, through [`Clock::now`], for their own
+//! decisions.
 //!
 //! Unit tests swap in a `MockClock` that they advance by hand, so time-dependent logic is
 //! tested without sleeping; its stamps are its own time, exactly.
 
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 #[cfg(test)]
@@ -38,9 +45,9 @@ pub(crate) enum Clock {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stamp(u64);
 
-/// How far the stamps may move past the newest anchor before the timebase takes a new one. The
-/// counter's rate is calibrated to a few parts per million, so extrapolating across this span
-/// is off by a few nanoseconds at most; re-anchoring costs one `SystemTime::now()` per span.
+/// How far the stamps may move past the newest anchor before the timebase takes a new one:
+/// extrapolating across this span with the counter's calibrated rate is typically off by
+/// nanoseconds; an anchor costs one to [`ANCHOR_TRIES`] `SystemTime::now()` calls.
 pub(crate) const REANCHOR: Duration = Duration::from_millis(1);
 
 /// An anchor whose two counter readings are further apart than this is read again (up to
@@ -81,10 +88,16 @@ impl Clock {
 #[derive(Debug)]
 pub(crate) struct Timebase {
     clock: Clock,
-    /// The anchor before `recent`: stamps between the two are interpolated.
-    previous: Option<Anchor>,
-    recent: Option<Anchor>,
+    /// The latest anchors, oldest first, in increasing counter order: a stamp between two of
+    /// them is interpolated. Several are kept, not two, because a stamp can reach the writer
+    /// late: a caller blocked on a full queue (`Overflow::Block`) stamped its event before it
+    /// began to wait, and other threads' events may make new anchors meanwhile.
+    anchors: VecDeque<Anchor>,
 }
+
+/// How many anchors a [`Timebase`] keeps. A new one is taken at most once per [`REANCHOR`] of
+/// stamps, and a caller blocked on a full queue tries again within about 10 ms.
+const ANCHORS: usize = 64;
 
 /// A counter reading and the wall-clock time read with it, in nanoseconds from the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,8 +110,7 @@ impl Timebase {
     pub(crate) fn new(clock: Clock) -> Timebase {
         Timebase {
             clock,
-            previous: None,
-            recent: None,
+            anchors: VecDeque::with_capacity(ANCHORS),
         }
     }
 
@@ -112,40 +124,43 @@ impl Timebase {
             Clock::Mock(_) => return from_nanos(i128::from(stamp.0 as i64)),
         };
         let raw = stamp.0;
-        // `delta_as_nanos` is 0 for a stamp older than the anchor: those never need a new one.
-        let recent = match self.recent {
-            Some(recent)
-                if counter.delta_as_nanos(recent.raw, raw) <= REANCHOR.as_nanos() as u64 =>
+        // `delta_as_nanos` is 0 for a stamp older than the newest anchor: those never need a
+        // new one.
+        let fresh = self.anchors.back().is_some_and(|newest| {
+            counter.delta_as_nanos(newest.raw, raw) <= REANCHOR.as_nanos() as u64
+        });
+        if !fresh {
+            let anchor = read_anchor(counter);
+            // A counter that went back (cores whose counters disagree) voids the order that
+            // the search below relies on: start the history again.
+            if self
+                .anchors
+                .back()
+                .is_some_and(|newest| newest.raw >= anchor.raw)
             {
-                recent
+                self.anchors.clear();
             }
-            _ => {
-                let anchor = read_anchor(counter);
-                self.previous = self.recent.replace(anchor);
-                anchor
+            if self.anchors.len() == ANCHORS {
+                self.anchors.pop_front();
             }
-        };
-        from_nanos(match self.previous {
-            // Between the two anchors (the usual case for a stamp that made a new one): in
-            // proportion, exact at both ends. i128 holds the product for spans of years.
-            Some(previous) if previous.raw <= raw && raw < recent.raw => {
-                let span = i128::from(recent.raw - previous.raw);
-                previous.wall
-                    + (recent.wall - previous.wall) * i128::from(raw - previous.raw) / span
+            self.anchors.push_back(anchor);
+        }
+        let after = self.anchors.partition_point(|a| a.raw <= raw);
+        from_nanos(if after == 0 || after == self.anchors.len() {
+            // Past the newest anchor (by at most `REANCHOR`) or before the oldest kept: the
+            // counter's calibrated rate carries it from the nearest.
+            let from = self.anchors[after.saturating_sub(1)];
+            if raw >= from.raw {
+                from.wall + i128::from(counter.delta_as_nanos(from.raw, raw))
+            } else {
+                from.wall - i128::from(counter.delta_as_nanos(raw, from.raw))
             }
-            // Past the newest anchor (by at most `REANCHOR`), or before the older one (an event
-            // that waited between its stamp and its send while the writer anchored twice).
-            _ => {
-                let from = match self.previous {
-                    Some(previous) if raw < previous.raw => previous,
-                    _ => recent,
-                };
-                if raw >= from.raw {
-                    from.wall + i128::from(counter.delta_as_nanos(from.raw, raw))
-                } else {
-                    from.wall - i128::from(counter.delta_as_nanos(raw, from.raw))
-                }
-            }
+        } else {
+            // Between two anchors: in proportion, exact at both ends, whatever the counter's
+            // rate. i128 holds the product for spans of years.
+            let (before, next) = (self.anchors[after - 1], self.anchors[after]);
+            let span = i128::from(next.raw - before.raw);
+            before.wall + (next.wall - before.wall) * i128::from(raw - before.raw) / span
         })
     }
 }
@@ -178,7 +193,8 @@ fn to_nanos(time: SystemTime) -> i128 {
     }
 }
 
-/// The inverse of [`to_nanos`], saturating at what `SystemTime` can hold.
+/// The inverse of [`to_nanos`] (the epoch for a time centuries away that `SystemTime` cannot
+/// hold: none comes from a working clock).
 fn from_nanos(nanos: i128) -> SystemTime {
     let magnitude = u64::try_from(nanos.unsigned_abs()).unwrap_or(u64::MAX);
     let magnitude = Duration::from_nanos(magnitude);
@@ -223,56 +239,94 @@ impl MockClock {
 mod tests {
     use super::*;
 
-    /// A stamp converts to the wall-clock time it was taken at: within the readings of
-    /// `SystemTime` around it (plus a margin for the anchor's own window), whether it is newer
-    /// than the anchor, older than it, or far enough on to need a new one.
+    /// A stamp converts to the wall-clock time it was taken at, within the `SystemTime`
+    /// readings around it (plus a margin): converted at once, as the writer mostly does
+    /// (extrapolated from the newest anchor, or making a new one), and converted late, after
+    /// later stamps made further anchors (interpolated between two).
     #[test]
     fn stamps_convert_to_the_wall_clock_time_they_were_taken_at() {
         let clock = Clock::system();
         let mut timebase = Timebase::new(clock.clone());
         let margin = Duration::from_micros(50);
+        let check = |timebase: &mut Timebase,
+                     (before, stamp, after): (SystemTime, Stamp, SystemTime)| {
+            let wall = timebase.wall(stamp);
+            assert!(
+                wall + margin >= before && wall <= after + margin,
+                "{wall:?} outside {before:?}..{after:?}"
+            );
+        };
         let mut taken = Vec::new();
         for round in 0..50 {
             let before = SystemTime::now();
             let stamp = clock.stamp();
             let after = SystemTime::now();
             taken.push((before, stamp, after));
-            if round % 10 == 0 {
-                // Let the counter run past `REANCHOR` now and then.
+            check(&mut timebase, (before, stamp, after));
+            if round % 10 == 9 {
+                // Let the counter run past `REANCHOR`, so that the next stamp makes an anchor.
                 std::thread::sleep(REANCHOR + Duration::from_micros(200));
             }
         }
-        // Newest first: every stamp after the first is older than the anchor it meets.
-        for &(before, stamp, after) in taken.iter().rev().chain(&taken) {
-            let wall = timebase.wall(stamp);
-            assert!(
-                wall + margin >= before && wall <= after + margin,
-                "{wall:?} outside {before:?}..{after:?}"
-            );
+        assert!(timebase.anchors.len() >= 5, "{:?}", timebase.anchors);
+        for &late in &taken {
+            check(&mut timebase, late);
         }
     }
 
+    /// With quanta's mock counter (nanoseconds, driven by hand): a stamp within `REANCHOR` of
+    /// the newest anchor makes none, one past it does, and at most `ANCHORS` are kept.
     #[test]
     fn a_new_anchor_is_taken_once_stamps_move_past_reanchor() {
-        let clock = Clock::system();
+        let (counter, mock) = quanta::Clock::mock();
+        let clock = Clock::System(counter);
         let mut timebase = Timebase::new(clock.clone());
+        mock.increment(1_000_000_000u64);
         timebase.wall(clock.stamp());
-        let first = timebase.recent.unwrap();
+        assert_eq!(timebase.anchors.len(), 1);
+        mock.increment(REANCHOR);
         timebase.wall(clock.stamp());
-        assert_eq!(
-            timebase.recent,
-            Some(first),
-            "no new anchor within REANCHOR"
-        );
-        std::thread::sleep(REANCHOR * 2);
+        assert_eq!(timebase.anchors.len(), 1, "no new anchor at REANCHOR");
+        mock.increment(1u64);
         timebase.wall(clock.stamp());
-        assert!(timebase.recent.unwrap().raw > first.raw);
-        assert_eq!(timebase.previous, Some(first));
+        assert_eq!(timebase.anchors.len(), 2);
+        for _ in 0..ANCHORS {
+            mock.increment(REANCHOR * 2);
+            timebase.wall(clock.stamp());
+        }
+        assert_eq!(timebase.anchors.len(), ANCHORS);
+        assert!(timebase
+            .anchors
+            .iter()
+            .zip(timebase.anchors.iter().skip(1))
+            .all(|(a, b)| a.raw < b.raw));
+        assert_eq!(timebase.anchors.back().unwrap().raw, mock.value());
+    }
+
+    /// A new anchor whose counter reading is not past the newest (the counter went back)
+    /// starts the history again, so the search never meets anchors out of order.
+    #[test]
+    fn a_counter_that_goes_back_restarts_the_anchors() {
+        let (counter, mock) = quanta::Clock::mock();
+        let clock = Clock::System(counter);
+        let mut timebase = Timebase::new(clock.clone());
+        mock.increment(10_000_000u64);
+        timebase.wall(clock.stamp());
+        mock.increment(REANCHOR * 2);
+        timebase.wall(clock.stamp());
+        assert_eq!(timebase.anchors.len(), 2);
+        // A stamp from before the counter went back, converted once it has.
+        let stamp = Stamp(mock.value() + 2 * REANCHOR.as_nanos() as u64);
+        mock.decrement(5_000_000u64);
+        timebase.wall(stamp);
+        assert_eq!(timebase.anchors.len(), 1);
+        assert_eq!(timebase.anchors[0].raw, mock.value());
     }
 
     /// Between two anchors a stamp is placed in proportion, exactly, even where the wall clock
-    /// ran at another rate than the counter's calibration says (here 300 ns fast over 10 min);
-    /// past the newest anchor and before the older one the calibrated rate carries it.
+    /// ran at another rate than the counter's calibration says (here 300 ns fast over 10 min),
+    /// and however many anchors came after; past the newest anchor and before the oldest the
+    /// calibrated rate carries it.
     #[test]
     fn stamps_between_anchors_are_interpolated_and_others_extrapolated() {
         // quanta's mock counter counts nanoseconds: its calibrated rate is 1.
@@ -280,19 +334,27 @@ mod tests {
         let mut timebase = Timebase::new(Clock::System(counter));
         let start: i128 = 1_795_962_378_000_000_000;
         let ten_minutes: u64 = 600_000_000_000;
-        let previous = Anchor {
+        let oldest = Anchor {
             raw: 1_000,
             wall: start,
         };
-        let recent = Anchor {
+        let after_stall = Anchor {
             raw: 1_000 + ten_minutes,
             wall: start + i128::from(ten_minutes) + 300,
         };
-        timebase.previous = Some(previous);
-        timebase.recent = Some(recent);
+        // Later anchors, as fresh events made them, 1 ms apart.
+        let later: Vec<Anchor> = (1..=5)
+            .map(|i| Anchor {
+                raw: after_stall.raw + i * 1_000_000,
+                wall: after_stall.wall + i128::from(i * 1_000_000),
+            })
+            .collect();
+        let newest = *later.last().unwrap();
+        timebase.anchors.extend([oldest, after_stall]);
+        timebase.anchors.extend(later);
         let at = |timebase: &mut Timebase, raw: u64| to_nanos(timebase.wall(Stamp(raw)));
 
-        assert_eq!(at(&mut timebase, previous.raw), previous.wall);
+        assert_eq!(at(&mut timebase, oldest.raw), oldest.wall);
         assert_eq!(
             at(&mut timebase, 1_000 + ten_minutes / 2),
             start + i128::from(ten_minutes / 2) + 150
@@ -301,13 +363,44 @@ mod tests {
             at(&mut timebase, 1_000 + ten_minutes / 4),
             start + i128::from(ten_minutes / 4) + 75
         );
-        assert_eq!(at(&mut timebase, recent.raw), recent.wall);
-        assert_eq!(at(&mut timebase, recent.raw + 500), recent.wall + 500);
+        assert_eq!(at(&mut timebase, after_stall.raw), after_stall.wall);
+        assert_eq!(
+            at(&mut timebase, after_stall.raw + 1_500_000),
+            after_stall.wall + 1_500_000
+        );
+        assert_eq!(at(&mut timebase, newest.raw + 500), newest.wall + 500);
         assert_eq!(at(&mut timebase, 400), start - 600);
         assert_eq!(
-            timebase.recent,
-            Some(recent),
+            timebase.anchors.len(),
+            7,
             "no stamp here needed a new anchor"
+        );
+    }
+
+    /// The case that needs more than two anchors: a caller blocked through a stall stamped
+    /// its event before it; fresh events made several anchors before the late one arrived. It
+    /// lands between the anchors around its stamp (taken with the real wall clock here, so
+    /// microseconds apart), not 5 s before a newer one, as the counter's rate would carry it.
+    #[test]
+    fn a_late_stamp_is_placed_between_the_anchors_around_it() {
+        let (counter, mock) = quanta::Clock::mock();
+        let clock = Clock::System(counter);
+        let mut timebase = Timebase::new(clock.clone());
+        mock.increment(1_000_000_000u64);
+        timebase.wall(clock.stamp());
+        let late = Stamp(mock.value() + 5_000_000_000);
+        mock.increment(10_000_000_000u64);
+        timebase.wall(clock.stamp());
+        let (before, after) = (timebase.anchors[0].wall, timebase.anchors[1].wall);
+        for _ in 0..5 {
+            mock.increment(REANCHOR * 2);
+            timebase.wall(clock.stamp());
+        }
+        assert_eq!(timebase.anchors.len(), 7);
+        let wall = to_nanos(timebase.wall(late));
+        assert!(
+            before <= wall && wall <= after,
+            "{before} <= {wall} <= {after}"
         );
     }
 
