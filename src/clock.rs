@@ -124,12 +124,18 @@ impl Timebase {
             Clock::Mock(_) => return from_nanos(i128::from(stamp.0 as i64)),
         };
         let raw = stamp.0;
-        // `delta_as_nanos` is 0 for a stamp older than the newest anchor: those never need a
-        // new one.
-        let fresh = self.anchors.back().is_some_and(|newest| {
-            counter.delta_as_nanos(newest.raw, raw) <= REANCHOR.as_nanos() as u64
-        });
-        if !fresh {
+        // The common case, first: a stamp at most `REANCHOR` past the newest anchor.
+        if let Some(newest) = self.anchors.back() {
+            if raw >= newest.raw {
+                let past = counter.delta_as_nanos(newest.raw, raw);
+                if past <= REANCHOR.as_nanos() as u64 {
+                    return from_nanos(newest.wall + i128::from(past));
+                }
+            }
+        }
+        // Further past it (or the first stamp): a new anchor. A stamp older than the newest
+        // anchor never needs one.
+        if self.anchors.back().is_none_or(|newest| raw >= newest.raw) {
             let anchor = read_anchor(counter);
             // A counter that went back (cores whose counters disagree) voids the order that
             // the search below relies on: start the history again.
