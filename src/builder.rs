@@ -371,6 +371,7 @@ impl Builder {
             queue_bytes: self.queue_bytes,
             format: self.format,
             thread_names: self.thread_names,
+            thread_name_width: Default::default(),
         };
         Ok((layer, SinkGuard::new(control, queue_len, shared, writer)))
     }

@@ -1,7 +1,7 @@
 //! The caller side: a [`Layer`] that encodes events and hands them to the writer.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Duration;
@@ -50,6 +50,10 @@ pub struct SinkLayer {
     pub(crate) format: Format,
     /// Add the calling thread's name to each line.
     pub(crate) thread_names: bool,
+    /// The longest thread name this sink has written in the text format: names are
+    /// right-aligned to it, as tracing-subscriber aligns them, so the columns after them line
+    /// up. Written only when a longer name comes, so its cache line stays shared.
+    pub(crate) thread_name_width: AtomicUsize,
 }
 
 impl SinkLayer {
@@ -386,7 +390,7 @@ where
         }
         let span_end = buf.len();
         if self.thread_names {
-            push_thread_name(self.format, &mut buf);
+            self.push_thread_name(&mut buf);
         }
 
         self.send(Record {
@@ -461,28 +465,56 @@ where
     out.push(b' ');
 }
 
-thread_local! {
-    /// This thread's name as the JSON and text formats write it, made on first use.
-    static THREAD_NAME: std::cell::OnceCell<(Vec<u8>, Vec<u8>)> = const { std::cell::OnceCell::new() };
+/// This thread's name as the formats write it.
+#[derive(Debug)]
+struct ThreadName {
+    /// `,"threadName":"..."`.
+    json: Vec<u8>,
+    /// `name ` (text).
+    text: Vec<u8>,
+    /// The name's length in characters (what tracing-subscriber's alignment counts); `None`
+    /// for an unnamed thread, whose id is not aligned.
+    named: Option<usize>,
 }
 
-/// Appends the thread part: `,"threadName":"..."` (JSON) or `name ` (text). An unnamed
-/// thread shows its id, as tracing-subscriber does (`ThreadId(7)`).
-fn push_thread_name(format: Format, out: &mut Vec<u8>) {
-    let _ = THREAD_NAME.try_with(|cell| {
-        let (json, text) = cell.get_or_init(|| {
-            let thread = std::thread::current();
-            let name = match thread.name() {
-                Some(name) => name.to_owned(),
-                None => format!("{:?}", thread.id()),
-            };
-            let mut json = b",\"threadName\":".to_vec();
-            crate::encode::write_str(&mut json, &name);
-            (json, format!("{name} ").into_bytes())
+thread_local! {
+    /// This thread's name as the JSON and text formats write it, made on first use.
+    static THREAD_NAME: std::cell::OnceCell<ThreadName> = const { std::cell::OnceCell::new() };
+}
+
+impl SinkLayer {
+    /// Appends the thread part: `,"threadName":"..."` (JSON) or `name ` (text), a name
+    /// right-aligned to the longest this sink has written. An unnamed thread shows its id, as
+    /// tracing-subscriber does (`ThreadId(7)`), without alignment.
+    fn push_thread_name(&self, out: &mut Vec<u8>) {
+        let _ = THREAD_NAME.try_with(|cell| {
+            let name = cell.get_or_init(|| {
+                let thread = std::thread::current();
+                let (name, named) = match thread.name() {
+                    Some(name) => (name.to_owned(), Some(name.chars().count())),
+                    None => (format!("{:?}", thread.id()), None),
+                };
+                let mut json = b",\"threadName\":".to_vec();
+                crate::encode::write_str(&mut json, &name);
+                let text = format!("{name} ").into_bytes();
+                ThreadName { json, text, named }
+            });
+            match self.format {
+                Format::Json => out.extend_from_slice(&name.json),
+                Format::Text => {
+                    if let Some(chars) = name.named {
+                        // Relaxed: the width orders nothing; a race only pads one line less.
+                        let width = self.thread_name_width.load(Relaxed);
+                        let width = if chars > width {
+                            self.thread_name_width.fetch_max(chars, Relaxed).max(chars)
+                        } else {
+                            width
+                        };
+                        out.resize(out.len() + (width - chars), b' ');
+                    }
+                    out.extend_from_slice(&name.text);
+                }
+            }
         });
-        out.extend_from_slice(match format {
-            Format::Json => json,
-            Format::Text => text,
-        });
-    });
+    }
 }

@@ -204,6 +204,58 @@ fn thread_names_match_in_json() {
     compare(&ours, &reference.text(), json_without_timestamp);
 }
 
+/// Thread names in text are right-aligned to the longest name written so far, as
+/// tracing-subscriber aligns them (counting characters, not bytes); unnamed threads show their
+/// id unaligned. (No other test in this binary formats thread names in text with
+/// tracing-subscriber, whose longest-name width is one for the whole process.)
+#[test]
+fn text_thread_names_are_aligned_as_tracing_subscriber_aligns_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = LogSink::builder()
+        .directory(dir.path())
+        .format(Format::Text)
+        .with_thread_names(true)
+        .build()
+        .unwrap();
+    let reference = SharedBuf::default();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry().with(layer).with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_thread_names(true)
+                .with_writer(reference.clone()),
+        ),
+    );
+    // One thread after another, so that both sinks see the names in the same order.
+    for name in [
+        Some("a"),
+        Some("worker-long-name"),
+        Some("a"),
+        None,
+        Some("αβγ"),
+        Some("mid"),
+    ] {
+        let dispatch = dispatch.clone();
+        let log =
+            move || tracing::dispatcher::with_default(&dispatch, || tracing::info!(n = 1, "hi"));
+        match name {
+            Some(name) => std::thread::Builder::new().name(name.to_owned()).spawn(log),
+            None => std::thread::Builder::new().spawn(log),
+        }
+        .unwrap()
+        .join()
+        .unwrap();
+    }
+    guard.shutdown_blocking().unwrap();
+    let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    assert!(
+        ours.contains("  INFO                a text_format"),
+        "{ours}"
+    );
+    assert!(ours.contains("              αβγ text_format"), "{ours}");
+    compare(&ours, &reference.text(), without_timestamp);
+}
+
 /// In text, the thread name comes right after the level, before the target.
 #[test]
 fn text_thread_names_come_after_the_level() {
