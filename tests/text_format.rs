@@ -204,6 +204,15 @@ fn thread_names_match_in_json() {
     compare(&ours, &reference.text(), json_without_timestamp);
 }
 
+fn text_sink_with_thread_names(dir: &std::path::Path) -> (logsink::SinkLayer, logsink::SinkGuard) {
+    LogSink::builder()
+        .directory(dir)
+        .format(Format::Text)
+        .with_thread_names(true)
+        .build()
+        .unwrap()
+}
+
 /// Thread names in text are right-aligned to the longest name written so far, as
 /// tracing-subscriber aligns them (counting characters, not bytes); unnamed threads show their
 /// id unaligned. (No other test in this binary formats thread names in text with
@@ -211,12 +220,7 @@ fn thread_names_match_in_json() {
 #[test]
 fn text_thread_names_are_aligned_as_tracing_subscriber_aligns_them() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = LogSink::builder()
-        .directory(dir.path())
-        .format(Format::Text)
-        .with_thread_names(true)
-        .build()
-        .unwrap();
+    let (layer, guard) = text_sink_with_thread_names(dir.path());
     let reference = SharedBuf::default();
     let dispatch = Dispatch::new(
         tracing_subscriber::registry().with(layer).with(
@@ -260,12 +264,7 @@ fn text_thread_names_are_aligned_as_tracing_subscriber_aligns_them() {
 #[test]
 fn text_thread_names_come_after_the_level() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = LogSink::builder()
-        .directory(dir.path())
-        .format(Format::Text)
-        .with_thread_names(true)
-        .build()
-        .unwrap();
+    let (layer, guard) = text_sink_with_thread_names(dir.path());
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     std::thread::Builder::new()
         .name("worker-7".to_owned())
