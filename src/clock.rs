@@ -125,12 +125,11 @@ impl Timebase {
         };
         let raw = stamp.0;
         // The common case, first: a stamp at most `REANCHOR` past the newest anchor.
-        if let Some(newest) = self.anchors.back() {
-            if raw >= newest.raw {
-                let past = counter.delta_as_nanos(newest.raw, raw);
-                if past <= REANCHOR.as_nanos() as u64 {
-                    return from_nanos(newest.wall + i128::from(past));
-                }
+        if let Some(&newest) = self.anchors.back() {
+            if raw >= newest.raw
+                && counter.delta_as_nanos(newest.raw, raw) <= REANCHOR.as_nanos() as u64
+            {
+                return from_nanos(carried(counter, newest, raw));
             }
         }
         // Further past it (or the first stamp): a new anchor. A stamp older than the newest
@@ -153,14 +152,9 @@ impl Timebase {
         }
         let after = self.anchors.partition_point(|a| a.raw <= raw);
         from_nanos(if after == 0 || after == self.anchors.len() {
-            // Past the newest anchor (by at most `REANCHOR`) or before the oldest kept: the
-            // counter's calibrated rate carries it from the nearest.
-            let from = self.anchors[after.saturating_sub(1)];
-            if raw >= from.raw {
-                from.wall + i128::from(counter.delta_as_nanos(from.raw, raw))
-            } else {
-                from.wall - i128::from(counter.delta_as_nanos(raw, from.raw))
-            }
+            // Past the newest anchor (by at most `REANCHOR`) or before the oldest kept: from
+            // the nearest.
+            carried(counter, self.anchors[after.saturating_sub(1)], raw)
         } else {
             // Between two anchors: in proportion, exact at both ends, whatever the counter's
             // rate. i128 holds the product for spans of years.
@@ -168,6 +162,16 @@ impl Timebase {
             let span = i128::from(next.raw - before.raw);
             before.wall + (next.wall - before.wall) * i128::from(raw - before.raw) / span
         })
+    }
+}
+
+/// The wall-clock time of counter reading `raw`, carried from `from` at the counter's
+/// calibrated rate, forwards or backwards.
+fn carried(counter: &quanta::Clock, from: Anchor, raw: u64) -> i128 {
+    if raw >= from.raw {
+        from.wall + i128::from(counter.delta_as_nanos(from.raw, raw))
+    } else {
+        from.wall - i128::from(counter.delta_as_nanos(raw, from.raw))
     }
 }
 
