@@ -268,7 +268,8 @@ impl Builder {
     }
 
     /// Checks the settings, creates the directory, opens the active file, and starts the
-    /// writer thread.
+    /// writer thread. The first `build` in a process also calibrates the CPU's time counter,
+    /// which callers read to stamp events (about half a millisecond; 200 ms at most).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a refused value (see the table on [`Builder`]),
