@@ -249,6 +249,14 @@ impl MockClock {
 mod tests {
     use super::*;
 
+    /// A production clock on quanta's mock counter (nanoseconds, driven by hand: its calibrated
+    /// rate is 1), and a timebase for it.
+    fn mock_timebase() -> (Clock, Arc<quanta::Mock>, Timebase) {
+        let (counter, mock) = quanta::Clock::mock();
+        let clock = Clock::System(counter);
+        (clock.clone(), mock, Timebase::new(clock))
+    }
+
     /// A stamp converts to the wall-clock time it was taken at, within the `SystemTime`
     /// readings around it (plus a margin): converted at once, as the writer mostly does
     /// (extrapolated from the newest anchor, or making a new one), and converted late, after
@@ -288,9 +296,7 @@ mod tests {
     /// the newest anchor makes none, one past it does, and at most `ANCHORS` are kept.
     #[test]
     fn a_new_anchor_is_taken_once_stamps_move_past_reanchor() {
-        let (counter, mock) = quanta::Clock::mock();
-        let clock = Clock::System(counter);
-        let mut timebase = Timebase::new(clock.clone());
+        let (clock, mock, mut timebase) = mock_timebase();
         mock.increment(1_000_000_000u64);
         timebase.wall(clock.stamp());
         assert_eq!(timebase.anchors.len(), 1);
@@ -317,9 +323,7 @@ mod tests {
     /// starts the history again, so the search never meets anchors out of order.
     #[test]
     fn a_counter_that_goes_back_restarts_the_anchors() {
-        let (counter, mock) = quanta::Clock::mock();
-        let clock = Clock::System(counter);
-        let mut timebase = Timebase::new(clock.clone());
+        let (clock, mock, mut timebase) = mock_timebase();
         mock.increment(10_000_000u64);
         timebase.wall(clock.stamp());
         mock.increment(REANCHOR * 2);
@@ -339,9 +343,7 @@ mod tests {
     /// calibrated rate carries it.
     #[test]
     fn stamps_between_anchors_are_interpolated_and_others_extrapolated() {
-        // quanta's mock counter counts nanoseconds: its calibrated rate is 1.
-        let (counter, _mock) = quanta::Clock::mock();
-        let mut timebase = Timebase::new(Clock::System(counter));
+        let (_, _mock, mut timebase) = mock_timebase();
         let start: i128 = 1_795_962_378_000_000_000;
         let ten_minutes: u64 = 600_000_000_000;
         let oldest = Anchor {
@@ -393,9 +395,7 @@ mod tests {
     /// microseconds apart), not 5 s before a newer one, as the counter's rate would carry it.
     #[test]
     fn a_late_stamp_is_placed_between_the_anchors_around_it() {
-        let (counter, mock) = quanta::Clock::mock();
-        let clock = Clock::System(counter);
-        let mut timebase = Timebase::new(clock.clone());
+        let (clock, mock, mut timebase) = mock_timebase();
         mock.increment(1_000_000_000u64);
         timebase.wall(clock.stamp());
         let late = Stamp(mock.value() + 5_000_000_000);

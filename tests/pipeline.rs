@@ -25,6 +25,18 @@ fn sink_in(dir: &Path) -> (SinkLayer, SinkGuard) {
         .expect("building the sink")
 }
 
+/// [`sink_in`] with a queue of `capacity` events and the given overflow policy.
+fn small_queue_sink(dir: &Path, capacity: usize, overflow: Overflow) -> (SinkLayer, SinkGuard) {
+    LogSink::builder()
+        .directory(dir.to_path_buf())
+        .file_name(common::FILE_NAME)
+        .queue_capacity(capacity)
+        .overflow(overflow)
+        .flush_interval(Duration::from_secs(3600))
+        .build()
+        .expect("building the sink")
+}
+
 fn dispatch_for(layer: SinkLayer) -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(layer))
 }
@@ -163,14 +175,7 @@ fn tiny_queue_with_block_overflow_loses_nothing() {
     const THREADS: u64 = 4;
     const PER_THREAD: u64 = 5_000;
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = LogSink::builder()
-        .directory(dir.path().to_path_buf())
-        .file_name(common::FILE_NAME)
-        .queue_capacity(1)
-        .overflow(Overflow::Block)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .unwrap();
+    let (layer, guard) = small_queue_sink(dir.path(), 1, Overflow::Block);
     let dispatch = dispatch_for(layer);
     log_from_threads(
         &dispatch,
@@ -203,14 +208,7 @@ fn drop_newest_accounts_for_every_event() {
     const THREADS: u64 = 4;
     const PER_THREAD: u64 = 10_000;
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = LogSink::builder()
-        .directory(dir.path().to_path_buf())
-        .file_name(common::FILE_NAME)
-        .queue_capacity(2)
-        .overflow(Overflow::DropNewest)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .unwrap();
+    let (layer, guard) = small_queue_sink(dir.path(), 2, Overflow::DropNewest);
     let dispatch = dispatch_for(layer);
     log_from_threads(&dispatch, THREADS, PER_THREAD, "producers with DropNewest");
     let before = guard.stats();
@@ -355,14 +353,7 @@ fn events_after_shutdown_are_not_written_and_do_not_block() {
     let dir = tempfile::tempdir().unwrap();
     // A one-slot queue with Block: if a stopped writer left the queue open, the second event
     // after shutdown would block forever.
-    let (layer, guard) = LogSink::builder()
-        .directory(dir.path().to_path_buf())
-        .file_name(common::FILE_NAME)
-        .queue_capacity(1)
-        .overflow(Overflow::Block)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .unwrap();
+    let (layer, guard) = small_queue_sink(dir.path(), 1, Overflow::Block);
     let dispatch = dispatch_for(layer);
     log_seq(&dispatch, 5, "before shutdown");
     let stats = guard.shutdown_blocking().unwrap();
