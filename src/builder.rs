@@ -1,8 +1,6 @@
 //! Configuration: [`Builder`], its validation, and the start of a sink.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +8,15 @@ use time::UtcOffset;
 
 use crate::clock::Clock;
 use crate::compress::Compression;
+use crate::error::ROTATED_SUFFIX_LEN;
+use crate::folder::Folder;
 use crate::format::LineFormatter;
 use crate::janitor::Janitor;
 use crate::record;
 use crate::retention::Retention;
-use crate::rotation::{parse_rotated, Namer, Period, Policy, Position};
+use crate::rotation::{Period, Policy};
 use crate::stats::Shared;
-use crate::writer::{ActiveFile, Writer};
+use crate::writer::Writer;
 use crate::{Error, Format, SinkGuard, SinkLayer};
 
 /// The most events a queue may hold. The channel allocates its slots up front (about 80 bytes
@@ -105,6 +105,7 @@ pub struct Builder {
     keep_files: Option<usize>,
     max_total_size: Option<u64>,
     max_age: Option<Duration>,
+    file_mode: Option<u32>,
     #[cfg(test)]
     faults: Arc<crate::faults::Faults>,
 }
@@ -128,6 +129,7 @@ impl Default for Builder {
             keep_files: None,
             max_total_size: None,
             max_age: None,
+            file_mode: None,
             #[cfg(test)]
             faults: Arc::default(),
         }
@@ -260,6 +262,21 @@ impl Builder {
         self
     }
 
+    /// The permission bits (e.g. `0o600`) of files the sink creates from scratch: the first
+    /// active file, when none exists. Set exactly, not reduced by the umask. Default: `0o644`
+    /// less the process's umask.
+    ///
+    /// Files that replace or derive from another keep that file's mode whatever this says: a
+    /// new active file after rotation gets the mode of the one it replaces, a rotated file
+    /// keeps its mode, and a compressed `.gz` gets the mode of its `.log`. So an operator who
+    /// `chmod 600`s the active file keeps every later file private. `build()` refuses bits
+    /// outside `0o7777`.
+    #[cfg(unix)]
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = Some(mode);
+        self
+    }
+
     /// Makes the sink's file operations fail on command (tests only).
     #[cfg(test)]
     pub(crate) fn faults(mut self, faults: Arc<crate::faults::Faults>) -> Self {
@@ -282,32 +299,39 @@ impl Builder {
     /// [`build`](Builder::build) with a chosen clock (tests pass a mock).
     pub(crate) fn build_with_clock(self, clock: Clock) -> Result<(SinkLayer, SinkGuard), Error> {
         self.validate()?;
-        let dir = self.directory.clone();
-        create_directory(&dir)?;
-        let base = self.file_name.clone();
-        let path = dir.join(format!("{base}.log"));
+        // The lock comes first: until it is held, nothing in the folder is touched.
+        #[allow(unused_mut)] // faults are set in tests only
+        let mut folder = Folder::open(&self.directory, &self.file_name)?;
+        #[cfg(test)]
+        {
+            folder.faults = self.faults.clone();
+        }
+        let longest = folder.name_max().saturating_sub(ROTATED_SUFFIX_LEN);
+        if self.file_name.len() > longest {
+            return Err(Error::FileNameTooLong {
+                file_name: self.file_name.clone(),
+                longest,
+            });
+        }
+        let folder = Arc::new(folder);
         let shared = Arc::new(Shared::default());
         let policy = Policy {
             max_file_size: self.max_file_size,
             period: self.rotate_every,
             offset: self.utc_offset,
         };
-        let mut namer = Namer::new(&base, last_position(&dir, &base));
-        let now = clock.now();
-        rotate_stale(&path, &dir, &policy, &mut namer, now, &shared);
-        let opened_at = fs::metadata(&path)
-            .ok()
-            .filter(|meta| meta.len() > 0)
-            .and_then(|meta| meta.created().or_else(|_| meta.modified()).ok())
-            .unwrap_or(now);
-        let (file, preamble) = open_active(&path)?;
-        let file_len = file.metadata().map_or(0, |m| m.len()) + preamble.len() as u64;
+        let (active, preamble) = crate::startup::open_active(
+            folder.clone(),
+            policy,
+            self.file_mode,
+            clock.now(),
+            &shared,
+        )?;
 
         // The janitor starts before the writer can rotate anything, and recovers the folder
-        // (including a stale file just rotated above) before it takes new work.
+        // (including a stale file just rotated) before it takes new work.
         let janitor = Janitor {
-            dir: dir.clone(),
-            base: base.clone(),
+            folder,
             compression: self.compression,
             retention: Retention {
                 keep_files: self.keep_files,
@@ -316,26 +340,13 @@ impl Builder {
             },
             clock: clock.clone(),
             shared: shared.clone(),
-            #[cfg(test)]
-            faults: self.faults.clone(),
         }
         .spawn()?;
 
         let (tx, control, inbox, queue_len) = crate::queue::queue(self.queue_capacity);
         // Room for as many buffers as can be in flight, so that steady state never allocates.
         let (giver, taker) = record::pool(self.queue_capacity + POOL_SLACK);
-        let active = ActiveFile {
-            dir,
-            path,
-            file: Some(file),
-            len: file_len,
-            opened_at,
-            next_boundary: policy.next_boundary(opened_at.max(now)),
-            policy,
-            namer,
-        };
-        #[allow(unused_mut)] // set below in tests only
-        let mut writer = Writer::new(
+        let writer = Writer::new(
             giver,
             shared.clone(),
             active,
@@ -345,10 +356,6 @@ impl Builder {
             LineFormatter::new(self.format, self.file_and_line),
             preamble,
         );
-        #[cfg(test)]
-        {
-            writer.faults = self.faults.clone();
-        }
         let writer = std::thread::Builder::new()
             .name("logsink-writer".to_owned())
             .spawn(move || writer.run(inbox))
@@ -425,6 +432,15 @@ impl Builder {
                 "must be longer than zero; leave it unset to keep files of any age",
             ));
         }
+        if let Some(mode) = self.file_mode {
+            if mode > 0o7777 {
+                return Err(Error::invalid(
+                    "file_mode",
+                    format_args!("{mode:#o}"),
+                    "must be permission bits, at most 0o7777",
+                ));
+            }
+        }
         if self.queue_capacity > MAX_QUEUE_CAPACITY {
             return Err(Error::invalid(
                 "queue_capacity",
@@ -436,93 +452,11 @@ impl Builder {
     }
 }
 
-fn create_directory(dir: &Path) -> Result<(), Error> {
-    match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::NotADirectory {
-            path: dir.to_path_buf(),
-        }),
-        Err(_) => fs::create_dir_all(dir).map_err(|source| Error::CreateDirectory {
-            path: dir.to_path_buf(),
-            source: Arc::new(source),
-        }),
-    }
-}
-
-/// The greatest position among the rotated files already in `dir`, so that new names sort after
-/// them.
-fn last_position(dir: &Path, base: &str) -> Option<Position> {
-    fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| parse_rotated(base, e.file_name().to_str()?))
-        .map(|parsed| parsed.position)
-        .max()
-}
-
-/// Rotates an active file left by an earlier run if its last write was in an earlier period.
-/// A failure is counted and the file is appended to instead: nothing is lost.
-fn rotate_stale(
-    path: &Path,
-    dir: &Path,
-    policy: &Policy,
-    namer: &mut Namer,
-    now: std::time::SystemTime,
-    shared: &Shared,
-) {
-    let Ok(meta) = fs::metadata(path) else { return };
-    let Ok(modified) = meta.modified() else {
-        return;
-    };
-    if meta.len() == 0 || !policy.crossed_boundary(modified, now) {
-        return;
-    }
-    let opened_at = meta
-        .created()
-        .ok()
-        .filter(|created| *created <= modified)
-        .unwrap_or(modified);
-    match fs::rename(path, dir.join(namer.next(opened_at))) {
-        Ok(()) => {
-            shared
-                .rotations
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        Err(source) => shared.error(Error::Rotate {
-            path: path.to_path_buf(),
-            source: Arc::new(source),
-        }),
-    }
-}
-
-/// Opens `path` for appending, creating it if missing.
-pub(crate) fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
-}
-
-/// Opens the active file, and says what to write before the first event: a newline if the file
-/// ends in a cut-short line (a crash mid-write), so that the next line starts clean.
-fn open_active(path: &Path) -> Result<(File, &'static [u8]), Error> {
-    let open_error = |source| Error::Open {
-        path: path.to_path_buf(),
-        source: Arc::new(source),
-    };
-    let file = open_append(path).map_err(open_error)?;
-    let len = file.metadata().map_err(open_error)?.len();
-    if len == 0 {
-        return Ok((file, b""));
-    }
-    let mut last = [0u8];
-    let mut reader = File::open(path).map_err(open_error)?;
-    reader.seek(SeekFrom::Start(len - 1)).map_err(open_error)?;
-    reader.read_exact(&mut last).map_err(open_error)?;
-    Ok((file, if last[0] == b'\n' { b"" } else { b"\n" }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::MockClock;
+    use std::fs;
     use std::time::UNIX_EPOCH;
     use tracing_subscriber::prelude::*;
 

@@ -18,10 +18,10 @@
 //! `<name>.log`. At any instant the events are complete in the `.log` or in the `.gz` (or
 //! both, which start-up recovery resolves by deleting the `.log`).
 
-use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
+
+use crate::folder::Folder;
 
 use flate2::{Compress, Crc, FlushCompress};
 
@@ -56,17 +56,34 @@ pub(crate) const CHUNK: usize = 1024 * 1024;
 /// primes the next.
 const WINDOW: usize = 32 * 1024;
 
-/// Compresses `<dir>/<log_name>` to `<dir>/<log_name>.gz` on up to `threads` threads and
-/// deletes the source; returns the compressed size. On failure the source is left as it was
-/// and the temporary file removed.
-pub(crate) fn gzip_file(dir: &Path, log_name: &str, level: u32, threads: usize) -> io::Result<u64> {
-    let src = dir.join(log_name);
-    let tmp = dir.join(format!("{log_name}.gz.tmp"));
-    let dst = dir.join(format!("{log_name}.gz"));
+/// Compresses the folder's `<log_name>` to `<log_name>.gz` on up to `threads` threads and
+/// deletes the source; returns the compressed size. The `.gz` gets the source's mode and time.
+/// On failure the source is left as it was and the temporary file removed.
+///
+/// Names that something else already has are never replaced: a `.gz.tmp` that is a regular
+/// file is a leftover of this sink's (the folder's lock keeps other sinks out) and is removed
+/// first; anything else under the `.gz.tmp` or `.gz` name fails the compression with
+/// `AlreadyExists` or `InvalidInput`, and the `.log` stays.
+pub(crate) fn gzip_file(
+    folder: &Folder,
+    log_name: &str,
+    level: u32,
+    threads: usize,
+) -> io::Result<u64> {
+    let tmp = format!("{log_name}.gz.tmp");
+    let dst = format!("{log_name}.gz");
+    let mut source = folder.open_read(log_name)?;
+    let modified = source.metadata()?.modified()?;
+    let mode = crate::folder::mode_of(&source);
+    let out = match folder.create_new(&tmp, mode) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            folder.remove(&tmp)?;
+            folder.create_new(&tmp, mode)?
+        }
+        other => other?,
+    };
     let result = (|| {
-        let mut source = File::open(&src)?;
-        let modified = source.metadata()?.modified()?;
-        let mut out = BufWriter::with_capacity(256 * 1024, File::create(&tmp)?);
+        let mut out = BufWriter::with_capacity(256 * 1024, out);
         gzip(&mut source, &mut out, level, threads, CHUNK)?;
         out.flush()?;
         let out = out.into_inner().map_err(|e| e.into_error())?;
@@ -76,17 +93,17 @@ pub(crate) fn gzip_file(dir: &Path, log_name: &str, level: u32, threads: usize) 
         out.sync_all()?;
         let size = out.metadata()?.len();
         drop(out);
-        fs::rename(&tmp, &dst)?;
-        sync_dir(dir);
+        folder.rename(&tmp, &dst)?;
+        folder.sync();
         Ok(size)
     })();
     match result {
         Ok(size) => {
-            fs::remove_file(&src)?;
+            folder.remove(log_name)?;
             Ok(size)
         }
         Err(e) => {
-            let _ = fs::remove_file(&tmp);
+            let _ = folder.remove(&tmp);
             Err(e)
         }
     }
@@ -286,20 +303,10 @@ fn deflate_piece(deflate: &mut Compress, data: &[u8]) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Makes a rename in `dir` durable. Best effort: not every platform or file system can sync a
-/// folder, and the rename itself has already succeeded.
-pub(crate) fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// Log-like text that varies from line to line, `len` bytes.
     fn sample(len: usize) -> Vec<u8> {
@@ -406,13 +413,14 @@ mod tests {
     #[test]
     fn gzip_file_replaces_the_log_with_its_gz() {
         let tmp = tempfile::tempdir().unwrap();
+        let folder = Folder::open(tmp.path(), "a").unwrap();
         let input = sample(3 * CHUNK + 12_345);
         fs::write(tmp.path().join("a.log"), &input).unwrap();
         let before = fs::metadata(tmp.path().join("a.log"))
             .unwrap()
             .modified()
             .unwrap();
-        let size = gzip_file(tmp.path(), "a.log", 6, 2).unwrap();
+        let size = gzip_file(&folder, "a.log", 6, 2).unwrap();
         let gz = fs::read(tmp.path().join("a.log.gz")).unwrap();
         assert_eq!(gz.len() as u64, size);
         assert_eq!(gunzip(&gz), input);

@@ -25,6 +25,23 @@ pub enum Error {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// Another sink (in this process or another) already writes this folder and file name:
+    /// it holds the lock file. Nothing was written, renamed or deleted. Give each instance its
+    /// own [`file_name`](crate::Builder::file_name) or folder.
+    InUse {
+        /// The lock file, `<directory>/.<file_name>.lock`.
+        path: PathBuf,
+        /// The holder's process id, as it recorded it in the lock file, if known.
+        pid: Option<u32>,
+    },
+    /// The file name is too long for the folder's file system once the sink adds what its
+    /// rotated names add (`.<stamp>.<seq>.log.gz.tmp`): rotation would fail.
+    FileNameTooLong {
+        /// The file name as given.
+        file_name: String,
+        /// The longest file name (in bytes) that this folder takes.
+        longest: usize,
+    },
     /// The log directory path exists but is not a directory.
     NotADirectory {
         /// The path that was given as the directory.
@@ -84,6 +101,9 @@ pub enum Error {
     WriterGone,
 }
 
+/// What the longest rotated name adds to the file name: `.YYYYMMDDTHHMMSSZ.NNNNNN.log.gz.tmp`.
+pub(crate) const ROTATED_SUFFIX_LEN: usize = 35;
+
 impl Error {
     pub(crate) fn invalid(
         setting: &'static str,
@@ -101,6 +121,8 @@ impl Error {
     pub(crate) fn kind_name(&self) -> &'static str {
         match self {
             Error::InvalidConfig { .. } => "config",
+            Error::InUse { .. } => "in-use",
+            Error::FileNameTooLong { .. } => "name-too-long",
             Error::NotADirectory { .. } => "not-a-directory",
             Error::CreateDirectory { .. } => "create-directory",
             Error::Open { .. } => "open",
@@ -137,6 +159,27 @@ impl fmt::Display for Error {
                 value,
                 reason,
             } => write!(f, "invalid {setting} {value}: {reason}"),
+            Error::InUse { path, pid } => {
+                write!(
+                    f,
+                    "another log sink already writes these files: {} is locked",
+                    path.display()
+                )?;
+                match pid {
+                    Some(pid) if *pid == std::process::id() => {
+                        write!(f, " by this process (pid {pid})")?
+                    }
+                    Some(pid) => write!(f, " by process {pid}")?,
+                    None => {}
+                }
+                f.write_str("; give each sink its own file_name or directory")
+            }
+            Error::FileNameTooLong { file_name, longest } => write!(
+                f,
+                "file_name {file_name:?} is too long: rotated names add 35 bytes to it, and this \
+                 folder takes names of at most {max} bytes, so file_name may have at most {longest} bytes",
+                max = longest + ROTATED_SUFFIX_LEN,
+            ),
             Error::NotADirectory { path } => {
                 write!(
                     f,

@@ -17,9 +17,8 @@
 //!
 //! A compression that fails leaves the `.log` in place and is retried with backoff.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fs;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -29,8 +28,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::clock::Clock;
 use crate::compress::{gzip_file, Compression};
+use crate::folder::{Entry, Folder};
 use crate::retention::{Candidate, Retention};
-use crate::rotation::{parse_rotated, Kind};
+use crate::rotation::Kind;
 use crate::stats::Shared;
 use crate::Error;
 
@@ -74,14 +74,11 @@ impl JanitorHandle {
 /// What the janitor needs to know.
 #[derive(Debug)]
 pub(crate) struct Janitor {
-    pub(crate) dir: PathBuf,
-    pub(crate) base: String,
+    pub(crate) folder: Arc<Folder>,
     pub(crate) compression: Compression,
     pub(crate) retention: Retention,
     pub(crate) clock: Clock,
     pub(crate) shared: Arc<Shared>,
-    #[cfg(test)]
-    pub(crate) faults: Arc<crate::faults::Faults>,
 }
 
 impl Janitor {
@@ -110,6 +107,9 @@ struct Worker {
     backoff: Duration,
     /// `Finish` has arrived: end after this round of work.
     finishing: bool,
+    /// Rotated `.log` names whose compressed names are taken by files the sink did not make:
+    /// they stay plain, and retention judges them as they are.
+    left_plain: HashSet<String>,
 }
 
 impl Worker {
@@ -120,6 +120,7 @@ impl Worker {
             retry_at: None,
             backoff: MIN_BACKOFF,
             finishing: false,
+            left_plain: HashSet::new(),
         }
     }
 
@@ -168,30 +169,48 @@ impl Worker {
                 .map_or(1, |n| n.get())
                 .min(MAX_COMPRESSORS);
             while let Some(name) = self.queue.front() {
-                #[cfg(test)]
-                let result = self
-                    .config
-                    .faults
-                    .compress()
-                    .and_then(|()| gzip_file(&self.config.dir, name, level, threads));
-                #[cfg(not(test))]
-                let result = gzip_file(&self.config.dir, name, level, threads);
+                let result = gzip_file(&self.config.folder, name, level, threads);
                 match result {
                     Ok(_) => {
                         self.config.shared.files_compressed.fetch_add(1, Relaxed);
                         self.queue.pop_front();
                         self.backoff = MIN_BACKOFF;
                     }
-                    // Gone meanwhile (removed by hand, or by retention): nothing to compress.
+                    // Gone meanwhile (removed by someone): its events are lost, and that is
+                    // reported, not passed over.
                     Err(e)
-                        if e.kind() == std::io::ErrorKind::NotFound
-                            && !self.config.dir.join(name).exists() =>
+                        if e.kind() == io::ErrorKind::NotFound
+                            && matches!(self.config.folder.stat(name), Ok(None)) =>
                     {
+                        self.config.shared.error(Error::Compress {
+                            path: self.config.folder.file_path(name),
+                            source: Arc::new(io::Error::new(
+                                io::ErrorKind::NotFound,
+                                "the rotated file was removed before it was compressed",
+                            )),
+                        });
                         self.queue.pop_front();
+                    }
+                    // The `.gz` name (or its `.gz.tmp`) is taken by something the sink did not
+                    // make: it is never replaced, so retrying cannot help. The `.log` stays,
+                    // and counts for retention as it is.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::AlreadyExists | io::ErrorKind::InvalidInput
+                        ) =>
+                    {
+                        self.config.shared.error(Error::Compress {
+                            path: self.config.folder.file_path(name),
+                            source: Arc::new(e),
+                        });
+                        if let Some(name) = self.queue.pop_front() {
+                            self.left_plain.insert(name);
+                        }
                     }
                     Err(source) => {
                         self.config.shared.error(Error::Compress {
-                            path: self.config.dir.join(name),
+                            path: self.config.folder.file_path(name),
                             source: Arc::new(source),
                         });
                         // To the back of the queue: one file that keeps failing does not hold
@@ -211,26 +230,14 @@ impl Worker {
         self.apply_retention();
     }
 
-    /// The folder's rotated files, grouped by rotated name: (kind, file name, metadata).
-    fn scan(&self) -> BTreeMap<String, Vec<(Kind, String, fs::Metadata)>> {
-        let mut found: BTreeMap<String, Vec<_>> = BTreeMap::new();
-        let Ok(entries) = fs::read_dir(&self.config.dir) else {
-            return found;
-        };
-        for entry in entries.flatten() {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            let Some(parsed) = parse_rotated(&self.config.base, &name) else {
-                continue;
-            };
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_file() {
-                found
-                    .entry(parsed.log_name)
-                    .or_default()
-                    .push((parsed.kind, name, meta));
-            }
+    /// The folder's rotated files (regular files only), grouped by rotated name.
+    fn scan(&self) -> BTreeMap<String, Vec<Entry>> {
+        let mut found: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+        for entry in self.config.folder.rotated() {
+            found
+                .entry(entry.rotated.log_name.clone())
+                .or_default()
+                .push(entry);
         }
         found
     }
@@ -238,7 +245,7 @@ impl Worker {
     /// Repairs what a killed process left (see the module docs) and queues compressions.
     fn recover(&mut self) {
         for (log_name, forms) in self.scan() {
-            let has = |k| forms.iter().any(|(kind, _, _)| *kind == k);
+            let has = |k| forms.iter().any(|e| e.rotated.kind == k);
             if has(Kind::GzTmp) {
                 self.remove(&format!("{log_name}.gz.tmp"));
             }
@@ -263,24 +270,24 @@ impl Worker {
             // A `.log` beside its `.gz` (a compression in flight at start-up) is one file.
             let forms: Vec<_> = forms
                 .into_iter()
-                .filter(|(k, _, _)| *k != Kind::GzTmp)
+                .filter(|e| e.rotated.kind != Kind::GzTmp)
                 .collect();
-            let Some(parsed) = parse_rotated(&self.config.base, &log_name) else {
-                continue;
-            };
             // With compression on, a rotated `.log` without its `.gz` is still on its way to
             // the compressor (announced or not yet, or failing and retried): it is judged once
             // compressed, never deleted for its uncompressed size.
-            let pending = gzip && !forms.iter().any(|(kind, _, _)| *kind == Kind::Gz);
-            if forms.is_empty() || pending {
+            let pending = gzip
+                && !self.left_plain.contains(&log_name)
+                && !forms.iter().any(|e| e.rotated.kind == Kind::Gz);
+            let Some(first) = forms.first() else { continue };
+            if pending {
                 continue;
             }
             candidates.push(Candidate {
-                position: parsed.position,
-                size: forms.iter().map(|(_, _, meta)| meta.len()).sum(),
+                position: first.rotated.position,
+                size: forms.iter().map(|e| e.len).sum(),
                 modified: forms
                     .iter()
-                    .filter_map(|(_, _, meta)| meta.modified().ok())
+                    .map(|e| e.modified)
                     .max()
                     .unwrap_or(std::time::UNIX_EPOCH),
                 name: log_name,
@@ -295,14 +302,13 @@ impl Worker {
         }
     }
 
-    /// Removes `<dir>/<name>`; true if it was there and is gone.
+    /// Removes the folder's regular file `name`; true if it was there and is gone.
     fn remove(&self, name: &str) -> bool {
-        match fs::remove_file(self.config.dir.join(name)) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        match self.config.folder.remove(name) {
+            Ok(removed) => removed,
             Err(source) => {
                 self.config.shared.error(Error::Delete {
-                    path: self.config.dir.join(name),
+                    path: self.config.folder.file_path(name),
                     source: Arc::new(source),
                 });
                 false

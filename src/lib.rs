@@ -98,6 +98,7 @@ mod encode;
 mod error;
 #[cfg(test)]
 mod faults;
+mod folder;
 mod format;
 mod guard;
 mod janitor;
@@ -107,6 +108,7 @@ mod record;
 mod retention;
 mod rotation;
 mod scope;
+mod startup;
 mod stats;
 #[cfg(test)]
 mod tests;

@@ -118,8 +118,21 @@ impl Namer {
     }
 
     /// The name for a file opened at `opened_at` (without the `.gz` a compressor adds).
+    ///
+    /// Names continue after the last one, even one far in the future (a clock that was set
+    /// ahead once), so that they sort in write order. Only when no later name exists (the last
+    /// is at the end of year 9999, which only a planted or corrupt name reaches) do the names
+    /// start again from the clock: they then sort before that name, and never wrap to 1970.
+    /// A name that is taken in the folder is the caller's to skip (it asks again).
     pub(crate) fn next(&mut self, opened_at: SystemTime) -> String {
-        let mut stamp = unix_seconds(opened_at);
+        let clock_stamp = unix_seconds(opened_at).clamp(0, MAX_STAMP);
+        if self
+            .last
+            .is_some_and(|(stamp, seq)| stamp >= MAX_STAMP && seq + 1 >= SEQ_LIMIT)
+        {
+            self.last = None;
+        }
+        let mut stamp = clock_stamp;
         let mut seq = 0;
         if let Some((last_stamp, last_seq)) = self.last {
             if stamp <= last_stamp {
@@ -143,9 +156,14 @@ impl Namer {
     }
 }
 
-/// `YYYYMMDDTHHMMSSZ` for a UTC second.
+/// The last second a rotated name can carry (9999-12-31T23:59:59Z): the stamp has four digits
+/// for the year, and a fifth would break the sort order.
+const MAX_STAMP: i64 = 253_402_300_799;
+
+/// `YYYYMMDDTHHMMSSZ` for a UTC second from 1970 to [`MAX_STAMP`] (the namer keeps to those).
 fn format_stamp(secs: i64) -> String {
-    let dt = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let dt = OffsetDateTime::from_unix_timestamp(secs.clamp(0, MAX_STAMP))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
         dt.year(),
@@ -320,6 +338,32 @@ mod tests {
     fn the_sequence_never_grows_a_seventh_digit() {
         let mut namer = Namer::new("app", Some((T, SEQ_LIMIT - 1)));
         assert_eq!(namer.next(at(T)), "app.20261124T142619Z.000000.log");
+    }
+
+    /// A planted name at the very end of the stamp range never makes the names wrap to 1970:
+    /// names continue after a far-future name while later names exist, then start again from
+    /// the clock (sorting before the planted name), and go on increasing from there.
+    #[test]
+    fn names_never_wrap_past_the_last_stamp() {
+        let end = parse_rotated("app", "app.99991231T235959Z.999999.log.gz").unwrap();
+        assert_eq!(end.position, (MAX_STAMP, 999_999));
+        let mut namer = Namer::new("app", Some(end.position));
+        assert_eq!(namer.next(at(T)), "app.20261124T142618Z.000000.log");
+        assert_eq!(namer.next(at(T)), "app.20261124T142618Z.000001.log");
+        let mut namer = Namer::new("app", Some((MAX_STAMP, 999_998)));
+        assert_eq!(namer.next(at(T)), "app.99991231T235959Z.999999.log");
+        assert_eq!(namer.next(at(T)), "app.20261124T142618Z.000000.log");
+        // A clock past year 9999 stays on the last stamp, and says when its names run out.
+        let mut namer = Namer::new("app", Some((MAX_STAMP, 999_998)));
+        namer.next(at(MAX_STAMP + 10));
+        assert_eq!(
+            namer.next(at(MAX_STAMP + 10)),
+            "app.99991231T235959Z.000000.log"
+        );
+        for _ in 0..10 {
+            let name = namer.next(at(MAX_STAMP + 10));
+            assert!(name.starts_with("app.99991231T235959Z."), "{name}");
+        }
     }
 
     /// Only the exact rotated-name pattern is recognised; look-alikes and other files are not.

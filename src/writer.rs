@@ -20,8 +20,8 @@
 //! late events as dropped (events that raced past the layer's closed check), so none goes
 //! missing uncounted and no blocked caller waits forever. It ends when every sender is gone.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs::File;
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
@@ -29,6 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::clock::{Clock, Timebase};
+use crate::folder::Folder;
 use crate::format::LineFormatter;
 use crate::janitor::JanitorHandle;
 use crate::queue::{Batch, Inbox};
@@ -56,15 +57,24 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// up (and counted as dropped): long enough to ride out a brief failure, short enough that a
 /// dead disk does not hang the program's exit.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
+/// How many taken rotated names one rotation skips before it gives up until its next try.
+const MAX_NAME_TRIES: usize = 64;
 
 /// The active file and what decides its rotation.
 #[derive(Debug)]
 pub(crate) struct ActiveFile {
-    pub(crate) dir: PathBuf,
-    /// `<dir>/<file_name>.log`.
+    /// The folder, through which every file operation goes.
+    pub(crate) folder: Arc<Folder>,
+    /// `<file_name>.log`, in the folder.
+    pub(crate) name: String,
+    /// `<dir>/<file_name>.log`, for messages.
     pub(crate) path: PathBuf,
-    /// `None` after a failed write or rotation: the next write reopens the path.
+    /// `None` after a failed write or rotation: the next write reopens the name.
     pub(crate) file: Option<File>,
+    /// The mode a new active file gets: that of the file it replaces (or
+    /// [`Builder::file_mode`](crate::Builder::file_mode) for the first); `None` for the
+    /// default.
+    pub(crate) mode: Option<u32>,
     /// Bytes in the file, including those still in the writer's buffer.
     pub(crate) len: u64,
     /// When the file was opened (the time in its rotated name).
@@ -73,6 +83,58 @@ pub(crate) struct ActiveFile {
     pub(crate) next_boundary: Option<SystemTime>,
     pub(crate) policy: Policy,
     pub(crate) namer: Namer,
+}
+
+impl ActiveFile {
+    /// The open file, reopening the name if the last write failed, or if the name no longer
+    /// holds the file held open (deleted, renamed away or replaced, with its folder or alone):
+    /// writing on into an unlinked file would lose every line silently, so that is reported.
+    /// A missing folder is made again.
+    fn open(&mut self, out_len: usize, shared: &Shared) -> io::Result<&mut File> {
+        if let Some(file) = &self.file {
+            if !self.folder.holds(file, &self.name) {
+                self.file = None;
+                shared.error(Error::Write {
+                    path: self.path.clone(),
+                    source: Arc::new(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "the active file was removed or replaced by someone else; lines \
+                         written before this went with it, the next go to a new file",
+                    )),
+                });
+            }
+        }
+        if self.file.is_none() {
+            let file = match self.folder.open_active(self.mode) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.folder.recreate()?;
+                    self.folder.open_active(self.mode)?
+                }
+                other => other?,
+            };
+            // A different file (re-created, or replaced by someone): its own size counts now.
+            self.len = file.metadata().map_or(0, |m| m.len()) + out_len as u64;
+            self.mode = crate::folder::mode_of(&file).or(self.mode);
+            self.file = Some(file);
+        }
+        Ok(self.file.as_mut().expect("just opened"))
+    }
+
+    /// Renames the active file to the next rotated name that nothing in the folder has yet:
+    /// a name that is taken (a planted file, a symlink) is skipped, never replaced.
+    pub(crate) fn rename_to_next(&mut self) -> io::Result<String> {
+        for _ in 0..MAX_NAME_TRIES {
+            let name = self.namer.next(self.opened_at);
+            match self.folder.rename(&self.name, &name) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                other => return other.map(|()| name),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "every rotated name tried was taken by a file the sink did not make",
+        ))
+    }
 }
 
 /// Everything the writer thread owns.
@@ -105,49 +167,6 @@ pub(crate) struct Writer {
     /// End offsets in `out` of lines that are not events (the newline after a cut-short line,
     /// drop reports), so that a partial write counts only whole event lines as written.
     others: Vec<usize>,
-    #[cfg(test)]
-    pub(crate) faults: Arc<crate::faults::Faults>,
-}
-
-/// The open file, reopening `path` (append, create) if the last write failed, or if the file
-/// at `path` is no longer the one held open (deleted, or renamed away, with its folder or
-/// alone): writing on into an unlinked file would lose every line silently. A missing folder
-/// is created again.
-fn open(active: &mut ActiveFile, out_len: usize) -> io::Result<&mut File> {
-    if let Some(file) = &active.file {
-        if !same_file(file, &active.path) {
-            active.file = None;
-        }
-    }
-    if active.file.is_none() {
-        let file = match crate::builder::open_append(&active.path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&active.dir)?;
-                crate::builder::open_append(&active.path)?
-            }
-            other => other?,
-        };
-        // A different file (re-created, or replaced by someone): its own size counts now.
-        active.len = file.metadata().map_or(0, |m| m.len()) + out_len as u64;
-        active.file = Some(file);
-    }
-    Ok(active.file.as_mut().expect("just opened"))
-}
-
-/// Whether `path` still names the open `file`.
-#[cfg(unix)]
-fn same_file(file: &File, path: &std::path::Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-/// Without inode numbers, only a missing file is noticed.
-#[cfg(not(unix))]
-fn same_file(_file: &File, path: &std::path::Path) -> bool {
-    path.exists()
 }
 
 /// What the main loop does after a message.
@@ -191,8 +210,6 @@ impl Writer {
             } else {
                 vec![preamble.len()]
             },
-            #[cfg(test)]
-            faults: Arc::default(),
         }
     }
 
@@ -277,7 +294,7 @@ impl Writer {
     /// How much may wait in memory while writes fail.
     fn max_pending(&self) -> usize {
         #[cfg(test)]
-        match self.faults.max_pending.load(Relaxed) {
+        match self.active.folder.faults.max_pending.load(Relaxed) {
             0 => {}
             n => return n,
         }
@@ -447,23 +464,11 @@ impl Writer {
             self.flush_due = None;
             return;
         }
-        let mut written = 0;
-        let out = &self.out;
-        #[cfg(test)]
-        let faults = self.faults.clone();
-        let result = open(&mut self.active, out.len()).and_then(|file| {
-            #[cfg(test)]
-            faults.write()?;
-            while written < out.len() {
-                match file.write(&out[written..]) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => written += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        });
+        let folder = self.active.folder.clone();
+        let (written, result) = match self.active.open(self.out.len(), &self.shared) {
+            Ok(file) => folder.write(file, &self.out),
+            Err(e) => (0, Err(e)),
+        };
         self.shared.bytes_written.fetch_add(written as u64, Relaxed);
         match result {
             Ok(()) => {
@@ -521,26 +526,25 @@ impl Writer {
         if !self.out.is_empty() {
             return;
         }
-        let name = self.active.namer.next(self.active.opened_at);
-        self.active.file = None;
-        #[cfg(test)]
-        let renamed = self
-            .faults
-            .rename()
-            .and_then(|()| fs::rename(&self.active.path, self.active.dir.join(&name)));
-        #[cfg(not(test))]
-        let renamed = fs::rename(&self.active.path, self.active.dir.join(&name));
-        match renamed {
-            Ok(()) => {
+        let mode = self
+            .active
+            .file
+            .take()
+            .as_ref()
+            .and_then(crate::folder::mode_of)
+            .or(self.active.mode);
+        match self.active.rename_to_next() {
+            Ok(name) => {
                 self.rotate_retry_at = None;
                 self.shared.rotations.fetch_add(1, Relaxed);
                 self.janitor.rotated(name);
                 self.active.len = 0;
                 self.active.opened_at = now;
                 self.active.next_boundary = self.active.policy.next_boundary(now);
+                self.active.mode = mode;
                 // Open now so that followers (`tail -F`, collectors) find the new file at once;
                 // a failure here is retried by the next write.
-                self.active.file = crate::builder::open_append(&self.active.path).ok();
+                self.active.file = self.active.folder.open_active(mode).ok();
             }
             Err(source) => {
                 self.shared.error(Error::Rotate {
@@ -593,6 +597,8 @@ impl Writer {
         }
         // Shutdown promises that rotated files are compressed and retention applied.
         self.janitor.finish();
+        // Nothing touches the folder after this: a new sink may take it before the answer.
+        self.active.folder.unlock();
         result
     }
 

@@ -773,21 +773,21 @@ fn the_flush_interval_alone_makes_events_visible() {
     drop(guard);
 }
 
-/// When every write fails (the file is a link to /dev/full), `flush_blocking` and
-/// `shutdown_blocking` return errors, `write_errors` counts the failure and nothing is counted as
-/// written.
+/// When every write fails (the active file was replaced, while the sink ran, by a link to
+/// /dev/full, which the sink never writes through), `flush_blocking` and `shutdown_blocking`
+/// return errors, `write_errors` counts the failure and nothing is counted as written.
 #[cfg(target_os = "linux")]
 #[test]
 fn write_failures_are_reported_not_hidden() {
-    // `app.log` is a symbolic link to /dev/full: opening works, every write fails (ENOSPC).
     let full = Path::new("/dev/full");
     if !full.exists() {
         eprintln!("skipped: no /dev/full");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(full, common::log_path(dir.path())).unwrap();
     let (layer, guard) = sink_in(dir.path());
+    std::fs::remove_file(common::log_path(dir.path())).unwrap();
+    std::os::unix::fs::symlink(full, common::log_path(dir.path())).unwrap();
     log_seq(&dispatch_for(layer), 10, "into a full disk");
     let guard = common::run_or_fail_on_hang("flush on a full disk", move || {
         let flushed = guard.flush_blocking();

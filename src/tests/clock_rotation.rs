@@ -806,7 +806,7 @@ fn retention_by_age_uses_modification_time_against_the_clock() {
         .collect();
     all.sort();
     let mut want: Vec<String> = foreign.iter().map(|s| (*s).to_owned()).collect();
-    want.extend([d_name, "app.log".to_owned()]);
+    want.extend([d_name, "app.log".to_owned(), ".app.lock".to_owned()]);
     want.sort();
     assert_eq!(all, want);
 }

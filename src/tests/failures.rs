@@ -57,7 +57,7 @@ fn read_all(dir: &Path) -> Vec<Value> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "app.log")
+        .filter(|n| n != "app.log" && n != ".app.lock")
         .collect();
     names.sort();
     names.push("app.log".to_owned());
@@ -251,7 +251,7 @@ fn a_failing_compression_keeps_the_file_and_is_retried() {
     let rotated: Vec<String> = fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != "app.log")
+        .filter(|n| n != "app.log" && n != ".app.lock")
         .collect();
     assert!(!rotated.is_empty());
     assert!(rotated.iter().all(|n| n.ends_with(".log")), "{rotated:?}");

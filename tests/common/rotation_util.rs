@@ -46,11 +46,12 @@ pub fn rotated_position(name: &str) -> (String, u32) {
     (rest[0..16].to_owned(), rest[17..23].parse().unwrap())
 }
 
-/// Every entry name in `dir`, sorted as byte strings.
+/// Every entry name in `dir` but the sinks' lock files (`.<name>.lock`), sorted as byte strings.
 pub fn list(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !(n.starts_with('.') && n.ends_with(".lock")))
         .collect();
     names.sort();
     names
