@@ -29,7 +29,15 @@
 //!
 //! where the index is the field's position in the event's `FieldSet` (the writer reads the
 //! name from the `'static` metadata), and the payload is 8 raw bytes for `I64`/`U64`/`F64`, one
-//! byte for `BOOL`, and `u32 LE length | UTF-8 bytes` for `STR`.
+//! byte for `BOOL`, and `u32 LE length | UTF-8 bytes` for `STR`, `DEBUG`, `ERROR` and `SOURCE`.
+//! An error is an `ERROR` field followed, for a text sink, by one `SOURCE` field (same index)
+//! per error in its source chain.
+//!
+//! ## Escaping in the text format
+//! tracing-subscriber's text format (since 0.3.20) escapes the terminal controls ESC, BEL, BS,
+//! FF, DEL and the C1 controls in messages and in the texts of errors, and nowhere else (see
+//! [`escape_text_into`]). The caller copies text raw, as for JSON, and tags messages and errors
+//! apart from other values, so that the writer does the escaping.
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -45,6 +53,11 @@ const STR: u8 = 5;
 /// Text a `Debug` (or `Display`) impl wrote: a JSON string like `STR`, but in the text format
 /// written as it is rather than quoted.
 const DEBUG: u8 = 6;
+/// An error's `Display`: a JSON string like `STR`; the text format escapes it.
+const ERROR: u8 = 7;
+/// The `Display` of one source of the `ERROR` before it (text sinks only): the text format
+/// lists them after the error, escaped; JSON leaves them out.
+const SOURCE: u8 = 8;
 
 /// Records an event's fields into a record buffer (caller side).
 pub(crate) struct EventEncoder<'a> {
@@ -76,10 +89,10 @@ impl EventEncoder<'_> {
         }
     }
 
-    /// Formats `value` straight into the buffer, then patches its length in.
+    /// Formats `value` straight into the buffer under `tag`, then patches its length in.
     #[inline]
-    fn formatted(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.head(DEBUG, field) {
+    fn formatted(&mut self, tag: u8, field: &Field, value: &dyn fmt::Debug) {
+        if self.head(tag, field) {
             let len_at = self.buf.len();
             self.buf.extend_from_slice(&[0; 4]);
             // A `Debug` impl that fails leaves what it wrote so far, as tracing-subscriber's
@@ -138,35 +151,21 @@ impl Visit for EventEncoder<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.formatted(field, value);
+        self.formatted(DEBUG, field, value);
     }
 
+    /// The error's `Display`, then (text sinks only: tracing-subscriber's JSON writes the error
+    /// alone) each source's, separately, so that the writer can escape the texts and not the
+    /// field name it writes between them.
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        match value.source() {
-            Some(source) if self.text => self.formatted(
-                field,
-                &format_args!("{value} {}.sources={}", field.name(), SourceList(source)),
-            ),
-            _ => self.formatted(field, &format_args!("{value}")),
+        self.formatted(ERROR, field, &format_args!("{value}"));
+        if self.text {
+            let mut next = value.source();
+            while let Some(error) = next {
+                self.formatted(SOURCE, field, &format_args!("{error}"));
+                next = error.source();
+            }
         }
-    }
-}
-
-/// An error and the errors under it, as tracing-subscriber's text format lists an error's
-/// sources after it (`err=outer err.sources=[middle, inner]`); its JSON format writes an
-/// error's `Display` alone.
-struct SourceList<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for SourceList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut list = f.debug_list();
-        let mut next = Some(self.0);
-        while let Some(error) = next {
-            // `Arguments`' `Debug` is its text: entries unquoted.
-            list.entry(&format_args!("{error}"));
-            next = error.source();
-        }
-        list.finish()
     }
 }
 
@@ -180,6 +179,10 @@ enum Value<'a> {
     Str(&'a [u8]),
     /// UTF-8 text written by a `Debug`/`Display` impl, not yet escaped.
     Debug(&'a [u8]),
+    /// An error's `Display`, not yet escaped.
+    Error(&'a [u8]),
+    /// The `Display` of a source of the `Error` before it, not yet escaped.
+    Source(&'a [u8]),
 }
 
 /// Iterates over the fields an [`EventEncoder`] wrote, with their index in the callsite's
@@ -220,14 +223,15 @@ impl<'a> Iterator for Fields<'a> {
                 let (raw, rest) = take_array::<1>(rest)?;
                 (Value::Bool(raw[0] != 0), rest)
             }
-            STR | DEBUG => {
+            STR | DEBUG | ERROR | SOURCE => {
                 let (len, rest) = take_array::<4>(rest)?;
                 let len = u32::from_le_bytes(len) as usize;
                 let text = rest.get(..len)?;
-                let value = if tag == STR {
-                    Value::Str(text)
-                } else {
-                    Value::Debug(text)
+                let value = match tag {
+                    STR => Value::Str(text),
+                    DEBUG => Value::Debug(text),
+                    ERROR => Value::Error(text),
+                    _ => Value::Source(text),
                 };
                 (value, &rest[len..])
             }
@@ -280,35 +284,48 @@ impl JsonCallsite {
 /// Appends the JSON members of the encoded fields (`"k":v,"k":v`) to `out` (writer side).
 /// `fields` must come from an [`EventEncoder`] fed by an event of `callsite`'s metadata.
 pub(crate) fn fields_to_json(callsite: &JsonCallsite, fields: &[u8], out: &mut Vec<u8>) {
-    for (i, (index, value)) in (Fields { bytes: fields }).enumerate() {
-        if i > 0 {
+    let mut first = true;
+    for (index, value) in (Fields { bytes: fields }) {
+        // JSON sinks record no sources; were there any, JSON writes the error alone.
+        if let Value::Source(_) = value {
+            continue;
+        }
+        if !first {
             out.push(b',');
         }
+        first = false;
         out.extend_from_slice(callsite.key(index));
         match value {
             Value::I64(v) => write_int(out, v),
             Value::U64(v) => write_int(out, v),
             Value::F64(v) => write_f64(out, v),
             Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-            Value::Str(bytes) | Value::Debug(bytes) => write_str_bytes(out, bytes),
+            Value::Str(bytes) | Value::Debug(bytes) | Value::Error(bytes) => {
+                write_str_bytes(out, bytes)
+            }
+            Value::Source(_) => {}
         }
     }
 }
 
 /// Appends the encoded fields in the text format (`message k=v k="text"`), the way
 /// tracing-subscriber's default field formatter writes them without colours: the `message`
-/// field's value alone, strings quoted, `Debug` values as written, `r#` prefixes dropped,
-/// `tracing-log`'s `log.*` fields left out.
+/// field's value alone and escaped, strings quoted, `Debug` values as written, errors escaped
+/// and followed by their sources, `r#` prefixes dropped, `tracing-log`'s `log.*` fields left
+/// out.
 pub(crate) fn fields_to_text(meta: &'static Metadata<'static>, fields: &[u8], out: &mut Vec<u8>) {
     let mut first = true;
-    for (name, value) in named(meta, fields) {
-        if name.starts_with("log.") {
+    let mut fields = named(meta, fields).peekable();
+    while let Some((name, value)) = fields.next() {
+        // Sources are written with their error (those of a `log.*` error are skipped here).
+        if name.starts_with("log.") || matches!(value, Value::Source(_)) {
             continue;
         }
         if !first {
             out.push(b' ');
         }
         first = false;
+        let raw_name = name;
         let name = name.strip_prefix("r#").unwrap_or(name);
         if name != "message" {
             out.extend_from_slice(name.as_bytes());
@@ -321,15 +338,107 @@ pub(crate) fn fields_to_text(meta: &'static Metadata<'static>, fields: &[u8], ou
                 let _ = write!(VecWriter(out), "{v:?}");
             }
             Value::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-            Value::Str(bytes) if name == "message" => out.extend_from_slice(bytes),
+            Value::Str(bytes) | Value::Debug(bytes) if name == "message" => {
+                escape_text_into(out, bytes)
+            }
+            // `str`'s `Debug` escapes every control character itself.
             Value::Str(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) => {
                     let _ = write!(VecWriter(out), "{text:?}");
                 }
                 Err(_) => out.extend_from_slice(bytes),
             },
+            // Not escaped: tracing-subscriber writes other `Debug`/`Display` values as they are.
             Value::Debug(bytes) => out.extend_from_slice(bytes),
+            // `err=text err.sources=[a, b]`, with the field's own name (`r#` and all) before
+            // `.sources`, as tracing-subscriber writes it.
+            Value::Error(bytes) => {
+                escape_text_into(out, bytes);
+                let mut sources = 0;
+                while let Some((_, Value::Source(source))) =
+                    fields.next_if(|(_, value)| matches!(value, Value::Source(_)))
+                {
+                    if sources == 0 {
+                        out.push(b' ');
+                        out.extend_from_slice(raw_name.as_bytes());
+                        out.extend_from_slice(b".sources=[");
+                    } else {
+                        out.extend_from_slice(b", ");
+                    }
+                    escape_text_into(out, source);
+                    sources += 1;
+                }
+                if sources > 0 {
+                    out.push(b']');
+                }
+            }
+            Value::Source(_) => {}
         }
+    }
+}
+
+/// Appends UTF-8 `bytes` escaped as tracing-subscriber's text format escapes messages and error
+/// texts (its `EscapeGuard`, tracing-subscriber 0.3.20 and later), so that a log line cannot
+/// drive the terminal that shows it: ESC, BEL, BS, FF and DEL become `\x1b`, `\x07`, `\x08`,
+/// `\x0c` and `\x7f`, C1 controls (U+0080 to U+009F) `\u{80}` to `\u{9f}`. Everything else is
+/// kept as it is, there as here: other C0 controls (`\r`, `\n`, `\t`, NUL...) and backslashes.
+fn escape_text_into(out: &mut Vec<u8>, bytes: &[u8]) {
+    // The common case, nothing to escape: one pass without branches, then one copy. 0xC2 is
+    // the first byte of every C1 control in UTF-8 (and of other characters up to U+00BF).
+    let suspect = bytes.iter().fold(false, |found, &b| {
+        found | matches!(b, 0x07 | 0x08 | 0x0c | 0x1b | 0x7f | 0xc2)
+    });
+    if !suspect {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let escape: &[u8] = match bytes[i] {
+            0x1b => b"\\x1b",
+            0x07 => b"\\x07",
+            0x08 => b"\\x08",
+            0x0c => b"\\x0c",
+            0x7f => b"\\x7f",
+            0xc2 => match bytes.get(i + 1) {
+                Some(&low @ 0x80..=0x9f) => {
+                    // U+0080..U+009F is 0xC2 then the code point's own low byte.
+                    out.extend_from_slice(&bytes[start..i]);
+                    out.extend_from_slice(b"\\u{");
+                    out.push(HEX[usize::from(low >> 4)]);
+                    out.push(HEX[usize::from(low & 0xf)]);
+                    out.push(b'}');
+                    i += 2;
+                    start = i;
+                    continue;
+                }
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            },
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        i += 1;
+        start = i;
+    }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// `fmt::Write` into a byte buffer through [`escape_text_into`].
+struct EscapingWriter<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for EscapingWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_text_into(self.0, s.as_bytes());
+        Ok(())
     }
 }
 
@@ -553,7 +662,7 @@ impl Visit for SpanVisitor<'_> {
         let message = field.name() == "message";
         self.0.text_field(field.name(), |out| {
             if message {
-                out.extend_from_slice(value.as_bytes());
+                escape_text_into(out, value.as_bytes());
             } else {
                 let _ = write!(VecWriter(out), "{value:?}");
             }
@@ -583,7 +692,47 @@ impl Visit for SpanVisitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let message = field.name() == "message";
+        self.debug_field(field.name(), value, message);
+    }
+
+    /// `err=text err.sources=[a, b]` in the text format, each error's text escaped (see
+    /// [`escape_text_into`]); JSON has the error's `Display` alone.
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        let Some(source) = value.source() else {
+            return self.debug_field(field.name(), &format_args!("{value}"), true);
+        };
         let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let mut v = Vec::new();
+        write_str(&mut v, &value.to_string());
+        self.0.insert(name.strip_prefix("r#").unwrap_or(name), v);
+        self.0.text_field(name, |out| {
+            let _ = write!(EscapingWriter(out), "{value}");
+            out.push(b' ');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b".sources=[");
+            let mut next = Some(source);
+            let mut first = true;
+            while let Some(error) = next {
+                if !first {
+                    out.extend_from_slice(b", ");
+                }
+                first = false;
+                let _ = write!(EscapingWriter(out), "{error}");
+                next = error.source();
+            }
+            out.push(b']');
+        });
+    }
+}
+
+impl SpanVisitor<'_> {
+    /// A value as its `Debug` text; in the text format escaped if `escape` (messages and
+    /// errors), as it is otherwise.
+    fn debug_field(&mut self, name: &'static str, value: &dyn fmt::Debug, escape: bool) {
         // tracing-log's metadata fields are shown by tracing-subscriber as the event's own
         // target and location, never as span fields.
         if name.starts_with("log.") {
@@ -594,27 +743,12 @@ impl Visit for SpanVisitor<'_> {
         let mut v = Vec::with_capacity(text.len() + 2);
         write_str(&mut v, &text);
         self.0.insert(name.strip_prefix("r#").unwrap_or(name), v);
-        self.0
-            .text_field(name, |out| out.extend_from_slice(text.as_bytes()));
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let Some(source) = value.source() else {
-            return self.record_debug(field, &format_args!("{value}"));
-        };
-        let name = field.name();
-        if name.starts_with("log.") {
-            return;
-        }
-        let mut v = Vec::new();
-        write_str(&mut v, &value.to_string());
-        self.0.insert(name.strip_prefix("r#").unwrap_or(name), v);
         self.0.text_field(name, |out| {
-            let _ = write!(
-                VecWriter(out),
-                "{value} {name}.sources={}",
-                SourceList(source)
-            );
+            if escape {
+                escape_text_into(out, text.as_bytes());
+            } else {
+                out.extend_from_slice(text.as_bytes());
+            }
         });
     }
 }
@@ -840,6 +974,54 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// tracing-subscriber 0.3.23's `EscapingWriter` (`fmt/format/escape.rs`), character for
+    /// character: the rules [`escape_text_into`] must follow.
+    fn escaped_like_tracing_subscriber(text: &str) -> String {
+        let mut out = String::new();
+        for ch in text.chars() {
+            match ch {
+                '\x1b' => out.push_str("\\x1b"),
+                '\x07' => out.push_str("\\x07"),
+                '\x08' => out.push_str("\\x08"),
+                '\x0c' => out.push_str("\\x0c"),
+                '\x7f' => out.push_str("\\x7f"),
+                ch if ch as u32 >= 0x80 && ch as u32 <= 0x9f => {
+                    out.push_str(&format!("\\u{{{:x}}}", ch as u32))
+                }
+                _ => out.push(ch),
+            }
+        }
+        out
+    }
+
+    fn escaped(text: &str) -> String {
+        let mut out = Vec::new();
+        escape_text_into(&mut out, text.as_bytes());
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every character, alone and between others (the byte-wise C1 test must not look past
+    /// the end or misread a neighbour), is escaped as tracing-subscriber escapes it.
+    #[test]
+    fn text_escaping_matches_tracing_subscriber_for_every_character() {
+        for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+            for text in [
+                c.to_string(),
+                format!("a{c}"),
+                format!("{c}\u{c2}\u{85}{c}"),
+            ] {
+                assert_eq!(
+                    escaped(&text),
+                    escaped_like_tracing_subscriber(&text),
+                    "U+{:04X}",
+                    c as u32
+                );
+            }
+        }
+        let mixed = "\x1b]0;t\x07 \u{9b}31m é\u{c2}\u{a9} \r\n\t\0 日本 😀 \\x1b";
+        assert_eq!(escaped(mixed), escaped_like_tracing_subscriber(mixed));
     }
 
     /// The hand-written integer formatting agrees with `Display` at the edges of every width.

@@ -29,6 +29,10 @@ pub enum Format {
     /// without colours:
     /// `2026-11-24T14:26:18.169272Z  INFO request{id=7}: my_app::http: served status=200`.
     ///
+    /// Messages and error texts have ESC, BEL, BS, FF, DEL and C1 controls escaped (`\x1b`,
+    /// `\u{9b}`), as tracing-subscriber (0.3.20 and later) escapes them; like it, other `Debug`
+    /// and `Display` values, targets and span names are written as they are.
+    ///
     /// Spans get their text form only once a text sink exists in the process (JSON-only
     /// programs skip that work): a span created before the first text sink was built, which
     /// takes adding the sink to a running subscriber (e.g. through `reload`), shows its name

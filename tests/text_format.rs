@@ -279,3 +279,162 @@ fn text_thread_names_come_after_the_level() {
         " INFO worker-7 text_format: hi n=1"
     );
 }
+
+/// Writes its text as it is through both `Debug` and `Display`, as a user's type can.
+struct Raw(&'static str);
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::fmt::Display for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Text meant to take over a terminal: an OSC title change ended by BEL, colour sequences,
+/// the other C0 controls tracing-subscriber escapes (BS, FF) and some it keeps (NUL, `\r`,
+/// `\n`, `\t`, VT), DEL, C1 controls (CSI U+009B among them), their neighbours, unicode (bidi
+/// override, BOM, astral), quotes and backslashes, then every character up to U+00FF.
+fn hostile() -> &'static str {
+    let mut text = String::from(
+        "\x1b]0;pwned\x07\x1b[31mred\x1b[0m bs\x08 ff\x0c del\x7f nul\0 soh\x01 vt\x0b \
+         so\x0e us\x1f c1\u{80}\u{85}\u{9b}[2J\u{9d}\u{9f} nbsp\u{a0} shy\u{ad} cr\r lf\n \
+         tab\t é 日本 😀 \u{2028}\u{202e}\u{feff} \"q\" \\x1b \\ ",
+    );
+    text.extend((0u32..=0xff).filter_map(char::from_u32));
+    Box::leak(text.into_boxed_str())
+}
+
+/// Events carrying [`hostile`] text everywhere a line shows it: messages of each kind, string,
+/// `Debug` and `Display` values, errors with and without sources (also as the message and
+/// under an `r#` name), span fields (the message among them, one recorded later), a target
+/// and a span name. Returns how many events it emitted.
+fn emit_hostile(h: &'static str) -> u64 {
+    use std::error::Error;
+    tracing::info!("{}", h);
+    tracing::info!(message = h);
+    tracing::info!(message = %Raw(h));
+    tracing::info!(message = ?Raw(h));
+    tracing::warn!(s = h, d = ?h, raw = ?Raw(h), shown = %Raw(h), "values: {}", h);
+    let chained = Chained::chain(&[h, "middle\x1b[2J\u{9b}1;1H", h]);
+    let alone = Chained::chain(&[h]);
+    tracing::error!(
+        err = &chained as &dyn Error,
+        r#ref = &chained as &dyn Error,
+        alone = &alone as &dyn Error,
+        "errors"
+    );
+    tracing::error!(message = &chained as &dyn Error);
+    tracing::error!(message = &alone as &dyn Error);
+    tracing::info!(target: "evil\x1b[31m\u{9b}target", "a target");
+    let span = tracing::info_span!(
+        "evil\x1b]0;x\x07\u{85}span",
+        s = h,
+        shown = %Raw(h),
+        raw = ?Raw(h),
+        message = h,
+        err = &chained as &dyn Error,
+        alone = &alone as &dyn Error,
+        later = tracing::field::Empty
+    );
+    span.record("later", h);
+    let _span = span.enter();
+    let inner = tracing::info_span!("inner", message = %Raw(h));
+    inner.in_scope(|| tracing::info!("in spans"));
+    10
+}
+
+/// Lines with the leading timestamp removed; a line a message's own `\n` started keeps all of
+/// itself. Split on `\n` alone, so that a `\r` stays where it was.
+fn without_timestamps(text: &str) -> Vec<&str> {
+    text.split('\n')
+        .map(|line| match line.split_once(' ') {
+            Some((stamp, rest)) if common::check_timestamp(stamp).is_ok() => rest,
+            _ => line,
+        })
+        .collect()
+}
+
+/// Control characters in messages, values, errors and span fields are escaped exactly as
+/// tracing-subscriber's text format escapes them (ESC, BEL, BS, FF, DEL and C1 controls in
+/// messages and error texts), and everything else is left as it leaves it: other controls,
+/// `Display` and raw `Debug` values, targets and span names.
+#[test]
+fn text_escapes_control_characters_as_tracing_subscriber_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = LogSink::builder()
+        .directory(dir.path())
+        .format(Format::Text)
+        .build()
+        .unwrap();
+    let reference = SharedBuf::default();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry().with(layer).with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(reference.clone()),
+        ),
+    );
+    let h = hostile();
+    let emitted = tracing::dispatcher::with_default(&dispatch, || emit_hostile(h));
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(stats.events_written, emitted);
+    let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    let theirs = reference.text();
+    // The escapes are there, so the comparison below compares escaped text.
+    let escaped = r" INFO text_format: \x1b]0;pwned\x07\x1b[31mred\x1b[0m bs\x08 ff\x0c del\x7f";
+    assert!(theirs.contains(escaped), "{theirs:?}");
+    assert!(ours.contains(escaped), "{ours:?}");
+    let (ours, theirs) = (without_timestamps(&ours), without_timestamps(&theirs));
+    assert_eq!(ours.len(), theirs.len(), "line counts differ");
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a, b, "\n ours: {a:?}\ntheirs: {b:?}");
+    }
+}
+
+/// JSON escapes the same text as JSON: every line parses, and each string reads back as the
+/// text that was logged, as tracing-subscriber's JSON reads.
+#[test]
+fn json_of_hostile_text_reads_back_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = LogSink::builder().directory(dir.path()).build().unwrap();
+    let reference = SharedBuf::default();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry().with(layer).with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(reference.clone()),
+        ),
+    );
+    let h = hostile();
+    let emitted = tracing::dispatcher::with_default(&dispatch, || emit_hostile(h));
+    guard.shutdown_blocking().unwrap();
+    let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    let lines: Vec<serde_json::Value> = ours
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, emitted);
+    let field = |line: usize, name: &str| lines[line]["fields"][name].as_str().unwrap();
+    for line in 0..4 {
+        assert_eq!(field(line, "message"), h, "line {line}");
+    }
+    assert_eq!(field(4, "s"), h);
+    assert_eq!(field(4, "d"), format!("{h:?}"));
+    assert_eq!(field(4, "raw"), h);
+    assert_eq!(field(4, "shown"), h);
+    assert_eq!(field(5, "err"), h);
+    assert_eq!(field(6, "message"), h);
+    assert_eq!(field(7, "message"), h);
+    assert_eq!(lines[8]["target"], "evil\x1b[31m\u{9b}target");
+    let span = &lines[9]["spans"][0];
+    assert_eq!(span["name"], "evil\x1b]0;x\x07\u{85}span");
+    for name in ["s", "shown", "raw", "message", "err", "later"] {
+        assert_eq!(span[name], h, "span field {name}");
+    }
+    compare(&ours, &reference.text(), json_without_timestamp);
+}

@@ -55,10 +55,29 @@ struct Point {
     y: i32,
 }
 
+/// An error with a source, which a text sink records with the source's text.
+#[derive(Debug)]
+struct Failed(Option<&'static Failed>);
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed\x1b[31m")
+    }
+}
+
+impl std::error::Error for Failed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.map(|e| e as _)
+    }
+}
+
+static FAILED: Failed = Failed(Some(&Failed(None)));
+
 fn emit(i: u64) {
-    match i % 3 {
+    match i % 4 {
         0 => tracing::info!(request = i, path = "/api/items", ok = true, "served {}", i),
         1 => tracing::warn!(latency = 12.5, point = ?Point { x: 1, y: -2 }, "slow"),
+        2 => tracing::error!(err = &FAILED as &dyn std::error::Error, "\x1b]0;title\x07"),
         _ => tracing::error!(error = %"connection reset", attempt = i, "failed"),
     }
 }
@@ -76,9 +95,16 @@ const WINDOWS: usize = 5;
 /// a handful of times (a per-event allocation would show as thousands).
 #[test]
 fn logging_allocates_nothing_per_event_in_steady_state() {
+    for format in [logsink::Format::Json, logsink::Format::Text] {
+        steady_state(format);
+    }
+}
+
+fn steady_state(format: logsink::Format) {
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = logsink::LogSink::builder()
         .directory(dir.path())
+        .format(format)
         .queue_capacity(1024)
         .build()
         .unwrap();
@@ -114,10 +140,10 @@ fn logging_allocates_nothing_per_event_in_steady_state() {
     assert_eq!(
         windows.last(),
         Some(&0),
-        "allocations per window of 10,000 events: {windows:?}"
+        "{format:?}: allocations per window of 10,000 events: {windows:?}"
     );
     assert!(
         windows.iter().all(|&n| n <= 4 * 32),
-        "more than a few buffer batches in a window: {windows:?}"
+        "{format:?}: more than a few buffer batches in a window: {windows:?}"
     );
 }
