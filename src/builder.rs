@@ -75,7 +75,8 @@ impl LogSink {
 /// | [`queue_capacity`](Builder::queue_capacity) | 65,536 events | 0, or above [`MAX_QUEUE_CAPACITY`] |
 /// | [`queue_bytes`](Builder::queue_bytes) | 64 MiB of large events | 0 |
 /// | [`overflow`](Builder::overflow) | [`Overflow::Block`] | — |
-/// | [`flush_interval`](Builder::flush_interval) | 200 ms | — |
+/// | [`flush_interval`](Builder::flush_interval) | 200 ms | — (`Duration::MAX` means never by time) |
+/// | [`shutdown_timeout`](Builder::shutdown_timeout) | 10 s | zero |
 /// | [`format`](Builder::format) | [`Format::Json`] | — |
 /// | [`with_thread_names`](Builder::with_thread_names) | `false` | — |
 /// | [`with_file_and_line`](Builder::with_file_and_line) | `false` | — |
@@ -86,6 +87,7 @@ impl LogSink {
 /// | [`keep_files`](Builder::keep_files) | unlimited | 0 |
 /// | [`max_total_size`](Builder::max_total_size) | unlimited | — |
 /// | [`max_age`](Builder::max_age) | unlimited | zero |
+/// | `file_mode` (Unix) | `0o644` less the umask | bits outside `0o7777` |
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct Builder {
@@ -106,6 +108,7 @@ pub struct Builder {
     max_total_size: Option<u64>,
     max_age: Option<Duration>,
     file_mode: Option<u32>,
+    shutdown_timeout: Duration,
     #[cfg(test)]
     faults: Arc<crate::faults::Faults>,
 }
@@ -130,6 +133,7 @@ impl Default for Builder {
             max_total_size: None,
             max_age: None,
             file_mode: None,
+            shutdown_timeout: Duration::from_secs(10),
             #[cfg(test)]
             faults: Arc::default(),
         }
@@ -182,6 +186,22 @@ impl Builder {
     /// written whenever it reaches 256 KiB, and on [`SinkGuard::flush`].
     pub fn flush_interval(mut self, interval: Duration) -> Self {
         self.flush_interval = interval;
+        self
+    }
+
+    /// The longest a shutdown ([`SinkGuard::shutdown`], [`SinkGuard::shutdown_blocking`],
+    /// `Drop` of the guard, [`ScopedSink::run`](crate::ScopedSink::run)) waits for the writer.
+    /// Default: 10 seconds. `build()` refuses zero.
+    ///
+    /// Within the first half, shutdown retries a failing write (then counts what it could not
+    /// write as dropped and returns the error) and finishes compressions in progress (files
+    /// still waiting stay `.log` and are compressed at the next start). If the writer has
+    /// still not answered when the time is up (a `write` that never returns: a stalled disk,
+    /// a hung NFS mount), shutdown returns [`Error::ShutdownTimeout`] with the number of
+    /// accepted events not confirmed written, counts them as dropped, and leaves the writer
+    /// thread behind, detached: the host program is never held hostage by its disk.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
         self
     }
 
@@ -353,12 +373,13 @@ impl Builder {
             janitor,
             clock.clone(),
             self.flush_interval,
+            self.shutdown_timeout,
             LineFormatter::new(self.format, self.file_and_line),
             preamble,
         );
         let writer = std::thread::Builder::new()
             .name("logsink-writer".to_owned())
-            .spawn(move || writer.run(inbox))
+            .spawn(move || writer.run_guarded(inbox))
             .map_err(|source| Error::SpawnThread {
                 source: Arc::new(source),
             })?
@@ -381,7 +402,10 @@ impl Builder {
             thread_names: self.thread_names,
             thread_name_width: Default::default(),
         };
-        Ok((layer, SinkGuard::new(control, queue_len, shared, writer)))
+        Ok((
+            layer,
+            SinkGuard::new(control, queue_len, shared, writer, self.shutdown_timeout),
+        ))
     }
 
     fn validate(&self) -> Result<(), Error> {
@@ -424,6 +448,13 @@ impl Builder {
             if level > 9 {
                 return Err(Error::invalid("gzip level", level, "must be 0 to 9"));
             }
+        }
+        if self.shutdown_timeout.is_zero() {
+            return Err(Error::invalid(
+                "shutdown_timeout",
+                Duration::ZERO,
+                "must be longer than zero",
+            ));
         }
         if self.max_age == Some(Duration::ZERO) {
             return Err(Error::invalid(

@@ -95,6 +95,17 @@ pub enum Error {
         /// The operating system's error.
         source: Arc<io::Error>,
     },
+    /// Shutdown waited [`shutdown_timeout`](crate::Builder::shutdown_timeout) for the writer
+    /// (a disk that stalls: a `write` that never returns) and gave up. The writer thread is
+    /// left behind, detached; the events it had not confirmed written are counted in
+    /// [`Stats::events_dropped`](crate::Stats::events_dropped). The folder stays locked until
+    /// that thread ends.
+    ShutdownTimeout {
+        /// How long shutdown waited.
+        timeout: std::time::Duration,
+        /// Accepted events not confirmed written (queued, or held by the writer).
+        unconfirmed: u64,
+    },
     /// The sink has already been shut down.
     Closed,
     /// The writer thread ended without answering (it panicked: a bug in logsink).
@@ -131,6 +142,7 @@ impl Error {
             Error::Compress { .. } => "compress",
             Error::Delete { .. } => "delete",
             Error::SpawnThread { .. } => "spawn",
+            Error::ShutdownTimeout { .. } => "shutdown-timeout",
             Error::Closed => "closed",
             Error::WriterGone => "writer-gone",
         }
@@ -212,6 +224,15 @@ impl fmt::Display for Error {
             Error::SpawnThread { source } => {
                 write!(f, "cannot start the logsink writer thread: {source}")
             }
+            Error::ShutdownTimeout {
+                timeout,
+                unconfirmed,
+            } => write!(
+                f,
+                "the logsink writer did not finish within the shutdown timeout of {timeout:?} \
+                 (a stalled disk?): {unconfirmed} accepted events were not confirmed written \
+                 and are counted as dropped"
+            ),
             Error::Closed => f.write_str("the log sink has already been shut down"),
             Error::WriterGone => f.write_str("the logsink writer thread ended unexpectedly"),
         }

@@ -17,6 +17,12 @@ pub(crate) struct Faults {
     pub(crate) compressions: AtomicBool,
     /// Overrides the writer's in-memory limit while writes fail (0: the default).
     pub(crate) max_pending: AtomicUsize,
+    /// Write attempts made (failed or not), to check the backoff.
+    pub(crate) write_attempts: AtomicUsize,
+    /// Writes block until this is cleared (a stalled disk).
+    pub(crate) stall_writes: AtomicBool,
+    /// The next write panics (a bug in the writer).
+    pub(crate) panic_in_write: AtomicBool,
 }
 
 const ENOSPC: i32 = 28;
@@ -33,6 +39,13 @@ impl Faults {
     }
 
     pub(crate) fn write(&self) -> io::Result<()> {
+        self.write_attempts.fetch_add(1, Relaxed);
+        if self.panic_in_write.swap(false, Relaxed) {
+            panic!("injected: the writer panics");
+        }
+        while self.stall_writes.load(Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         Self::check(&self.writes, ENOSPC)
     }
 

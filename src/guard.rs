@@ -26,11 +26,15 @@
 //! 5. If the writer thread died (a bug), its end of the reply channel is dropped and the guard
 //!    gets [`Error::WriterGone`] instead of waiting.
 
-use std::sync::atomic::Ordering::Release;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread::Thread;
+use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{RecvTimeoutError, Sender};
 
 use crate::queue::QueueLen;
 use crate::record::{Marker, Reply};
@@ -69,6 +73,10 @@ pub struct SinkGuard {
     writer: Thread,
     /// Set once a shutdown was completed, so `Drop` does nothing more.
     done: bool,
+    /// The longest a shutdown waits for the writer (see [`Builder::shutdown_timeout`]).
+    ///
+    /// [`Builder::shutdown_timeout`]: crate::Builder::shutdown_timeout
+    timeout: Duration,
 }
 
 impl SinkGuard {
@@ -77,6 +85,7 @@ impl SinkGuard {
         queue: QueueLen,
         shared: Arc<Shared>,
         writer: Thread,
+        timeout: Duration,
     ) -> Self {
         SinkGuard {
             control,
@@ -84,6 +93,7 @@ impl SinkGuard {
             shared,
             writer,
             done: false,
+            timeout,
         }
     }
 
@@ -129,21 +139,48 @@ impl SinkGuard {
     ///
     /// Events emitted after this is called are counted as dropped and never block.
     ///
+    /// It waits at most the [`shutdown_timeout`](crate::Builder::shutdown_timeout), also when
+    /// the disk stalls (a `write` that never returns): then it returns
+    /// [`Error::ShutdownTimeout`] with the number of accepted events not confirmed written
+    /// (counted as dropped), and leaves the writer thread behind, detached.
+    ///
     /// # Errors
     /// The last write error if some accepted events could not be written (they are counted in
-    /// [`Stats::events_dropped`]), or [`Error::WriterGone`].
+    /// [`Stats::events_dropped`]), [`Error::ShutdownTimeout`], or [`Error::WriterGone`].
     pub async fn shutdown(mut self) -> Result<Stats, Error> {
         self.shared.closed.store(true, Release);
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
         if let Err(error) = self.send(Marker::Shutdown(Reply::Async(tx))) {
             self.done = true; // the writer is gone: `Drop` would only fail again
             return Err(error);
         }
         // If this future is dropped from here on, `Drop` sends a second marker and waits for
         // the first one's work; the writer answers it at once.
-        let result = rx.await;
+        let mut timer = Timer::start(self.timeout);
+        let answer = std::future::poll_fn(|cx| {
+            if let Poll::Ready(answer) = Pin::new(&mut rx).poll(cx) {
+                return Poll::Ready(Some(answer));
+            }
+            match timer
+                .expired
+                .as_mut()
+                .map(|expired| Pin::new(expired).poll(cx))
+            {
+                Some(Poll::Ready(Ok(()))) => Poll::Ready(None),
+                // The timer thread could not start: wait for the writer as long as it takes.
+                Some(Poll::Ready(Err(_))) => {
+                    timer.expired = None;
+                    Poll::Pending
+                }
+                _ => Poll::Pending,
+            }
+        })
+        .await;
         self.done = true;
-        result.map_err(|_| Error::WriterGone)?
+        match answer {
+            Some(result) => result.map_err(|_| Error::WriterGone)?,
+            None => Err(self.abandon()),
+        }
     }
 
     /// [`shutdown`](SinkGuard::shutdown) for code without an async runtime: blocks until done.
@@ -161,7 +198,24 @@ impl SinkGuard {
         self.shared.closed.store(true, Release);
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.send(Marker::Shutdown(Reply::Blocking(tx)))?;
-        rx.recv().map_err(|_| Error::WriterGone)?
+        match rx.recv_timeout(self.timeout) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(self.abandon()),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::WriterGone),
+        }
+    }
+
+    /// Gives up on a writer that did not answer in time (a stalled disk): the events it was
+    /// given and has not confirmed written are counted as dropped, and it counts nothing more
+    /// (see `Shared::abandoned`).
+    fn abandon(&self) -> Error {
+        self.shared.abandoned.store(true, Release);
+        let unconfirmed = self.shared.pending.load(Acquire) + self.queue.get() as u64;
+        self.shared.dropped(unconfirmed);
+        Error::ShutdownTimeout {
+            timeout: self.timeout,
+            unconfirmed,
+        }
     }
 
     /// Sends a marker (never blocks: the control channel is unbounded) and wakes the writer,
@@ -182,6 +236,36 @@ impl Drop for SinkGuard {
             if let Err(error) = self.shutdown_now() {
                 eprintln!("logsink: shutdown on drop: {error}");
             }
+        }
+    }
+}
+
+/// The clock for an async shutdown without depending on a runtime's timer: a thread that
+/// fires `expired` after the timeout, or ends at once when the shutdown finishes first (the
+/// timer is dropped, and with it `cancel`).
+struct Timer {
+    /// `None` once it is known never to fire.
+    expired: Option<tokio::sync::oneshot::Receiver<()>>,
+    _cancel: Sender<()>,
+}
+
+impl Timer {
+    fn start(timeout: Duration) -> Timer {
+        let (fire, expired) = tokio::sync::oneshot::channel();
+        let (cancel, cancelled) = crossbeam_channel::bounded::<()>(0);
+        let spawned = std::thread::Builder::new()
+            .name("logsink-shutdown-timer".to_owned())
+            .spawn(move || {
+                if let Err(RecvTimeoutError::Timeout) = cancelled.recv_timeout(timeout) {
+                    let _ = fire.send(());
+                }
+            });
+        // Without a thread (none can be spawned) the sender is gone: the shutdown then waits
+        // for the writer as long as it takes.
+        drop(spawned);
+        Timer {
+            expired: Some(expired),
+            _cancel: cancel,
         }
     }
 }

@@ -82,6 +82,13 @@ pub(crate) struct Shared {
     pub(crate) large_bytes: CacheLine<AtomicUsize>,
     pub(crate) events_written: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
+    /// Events the writer has taken from the queue and holds unwritten (published by the
+    /// writer alone), for a shutdown that times out and for a writer that panicked.
+    pub(crate) pending: AtomicU64,
+    /// Set by a shutdown that timed out and counted the writer's unconfirmed events as
+    /// dropped: a writer that comes back (its stalled write returned) counts nothing more, so
+    /// no event is counted both dropped and written.
+    pub(crate) abandoned: AtomicBool,
     /// The part of `events_dropped` refused by a full queue: the writer reports these in the
     /// log itself.
     pub(crate) overflow_drops: AtomicU64,

@@ -23,7 +23,7 @@
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -53,10 +53,6 @@ const MAX_IDLE: Duration = Duration::from_millis(10);
 /// First and longest wait between retries of a failed write.
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// How long shutdown keeps retrying a failing write before the unwritable events are given
-/// up (and counted as dropped): long enough to ride out a brief failure, short enough that a
-/// dead disk does not hang the program's exit.
-const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
 /// How many taken rotated names one rotation skips before it gives up until its next try.
 const MAX_NAME_TRIES: usize = 64;
 
@@ -148,6 +144,10 @@ pub(crate) struct Writer {
     /// Turns the callers' stamps into wall-clock time.
     timebase: Timebase,
     flush_interval: Duration,
+    /// How long shutdown keeps retrying a failing write before the unwritable events are
+    /// given up (and counted as dropped): half the shutdown timeout, so that the writer gives
+    /// up, counts and answers before the guard stops waiting for it.
+    patience: Duration,
     formatter: LineFormatter,
     /// Formatted lines not yet handed to the OS, all for the active file.
     out: Vec<u8>,
@@ -169,6 +169,15 @@ pub(crate) struct Writer {
     others: Vec<usize>,
 }
 
+/// `Instant::now()` plus `wait`, saturating: any accepted setting (`Duration::MAX` too) means
+/// "a very long time", never a panic on the writer thread.
+pub(crate) fn deadline(wait: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// What the main loop does after a message.
 #[derive(PartialEq, Eq)]
 enum Flow {
@@ -185,6 +194,7 @@ impl Writer {
         janitor: JanitorHandle,
         clock: Clock,
         flush_interval: Duration,
+        shutdown_timeout: Duration,
         formatter: LineFormatter,
         preamble: &[u8],
     ) -> Self {
@@ -196,6 +206,7 @@ impl Writer {
             timebase: Timebase::new(clock.clone()),
             clock,
             flush_interval,
+            patience: shutdown_timeout / 2,
             formatter,
             out: Vec::from(preamble),
             out_events: 0,
@@ -213,7 +224,33 @@ impl Writer {
         }
     }
 
-    /// The thread's body, taking events and markers from `inbox` (a parameter rather than a
+    /// The thread's body: [`run`](Writer::run), guarded. If the writer panics (a bug in
+    /// logsink, never the host's), the events it held are counted as dropped, the error is
+    /// kept, new events are refused (counted) as after shutdown, and the thread goes on
+    /// draining the queue, counting what arrives and answering every marker with
+    /// [`Error::WriterGone`]: no caller waits for room forever, and shutdown returns the error.
+    pub(crate) fn run_guarded(self, mut inbox: Inbox) {
+        let shared = self.shared.clone();
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(&mut inbox)));
+        if run.is_ok() {
+            return;
+        }
+        shared.closed.store(true, Release);
+        shared.error(Error::WriterGone);
+        shared.dropped(shared.pending.swap(0, Relaxed));
+        inbox.drain_until_disconnected(
+            |record| {
+                shared.release_large(record.buf.len());
+                shared.dropped(1);
+            },
+            |marker| match marker {
+                Marker::Flush(reply) => reply.send(Err(Error::WriterGone)),
+                Marker::Shutdown(reply) => reply.send(Err(Error::WriterGone)),
+            },
+        );
+    }
+
+    /// The writer's work, taking events and markers from `inbox` (a parameter rather than a
     /// field, so that handing each event to `self` borrows the two apart).
     ///
     /// The writer polls: it takes what the queue holds with `try_recv`, then parks for a short,
@@ -221,7 +258,7 @@ impl Writer {
     /// on the queue, and a send never has to wake it with a system call: the caller's path
     /// stays free of syscalls. Markers unpark the writer at once; a caller that finds the queue
     /// full unparks it before waiting (see `SinkLayer::send`).
-    pub(crate) fn run(mut self, mut inbox: Inbox) {
+    fn run(mut self, inbox: &mut Inbox) {
         let mut idle = MIN_IDLE;
         let mut layer_gone = false;
         loop {
@@ -234,8 +271,8 @@ impl Writer {
             loop {
                 match inbox.take_marker(|record| self.event(record)) {
                     Ok(Some(marker)) => {
-                        if self.handle(marker, &inbox) == Flow::Closed {
-                            return self.count_late_events(&inbox);
+                        if self.handle(marker, inbox) == Flow::Closed {
+                            return self.count_late_events(inbox);
                         }
                     }
                     Ok(None) => {}
@@ -322,11 +359,12 @@ impl Writer {
             .next_boundary
             .filter(|_| self.active.len > 0)
             .map(|b| {
-                let wait = (b + IDLE_ROTATION_GRACE)
-                    .duration_since(self.clock.now())
+                let wait = b
+                    .checked_add(IDLE_ROTATION_GRACE)
+                    .and_then(|at| at.duration_since(self.clock.now()).ok())
                     .unwrap_or(Duration::ZERO);
                 // Not before a failed rename may be retried.
-                (Instant::now() + wait).max(self.rotate_retry_at.unwrap_or(Instant::now()))
+                deadline(wait).max(self.rotate_retry_at.unwrap_or(Instant::now()))
             });
         match (io, boundary) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -349,7 +387,8 @@ impl Writer {
         if self
             .active
             .next_boundary
-            .is_some_and(|b| now >= b + IDLE_ROTATION_GRACE)
+            .and_then(|b| b.checked_add(IDLE_ROTATION_GRACE))
+            .is_some_and(|at| now >= at)
         {
             self.rotate(now);
         }
@@ -378,6 +417,8 @@ impl Writer {
         let time = self.timebase.wall(record.time);
         self.append_line(time, |formatter, out| formatter.format(&record, time, out));
         self.out_events += 1;
+        // For a shutdown that times out, or a panic: what the writer holds unwritten.
+        self.shared.pending.store(self.out_events, Relaxed);
         self.pool.give(record.buf);
         self.write_if_full();
     }
@@ -418,7 +459,7 @@ impl Writer {
         }
         self.active.len += line_len;
         if self.flush_due.is_none() {
-            self.flush_due = Some(Instant::now() + self.flush_interval);
+            self.flush_due = Some(deadline(self.flush_interval));
         }
     }
 
@@ -470,13 +511,18 @@ impl Writer {
             Err(e) => (0, Err(e)),
         };
         self.shared.bytes_written.fetch_add(written as u64, Relaxed);
+        // A shutdown that gave up on this writer counted what it held as dropped already.
+        let counting = !self.shared.abandoned.load(Acquire);
         match result {
             Ok(()) => {
-                self.shared
-                    .events_written
-                    .fetch_add(self.out_events, Relaxed);
+                if counting {
+                    self.shared
+                        .events_written
+                        .fetch_add(self.out_events, Relaxed);
+                }
                 self.out.clear();
                 self.out_events = 0;
+                self.shared.pending.store(0, Relaxed);
                 self.others.clear();
                 self.flush_due = None;
                 self.retry_at = None;
@@ -492,8 +538,11 @@ impl Writer {
                     .take_while(|&&end| end <= written)
                     .count();
                 let events = (lines - others) as u64;
-                self.shared.events_written.fetch_add(events, Relaxed);
+                if counting {
+                    self.shared.events_written.fetch_add(events, Relaxed);
+                }
                 self.out_events -= events;
+                self.shared.pending.store(self.out_events, Relaxed);
                 self.others.drain(..others);
                 for end in &mut self.others {
                     *end -= written;
@@ -520,6 +569,11 @@ impl Writer {
             return;
         }
         if self.rotate_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        // A failing disk sees one write per backoff step, also while a rotation is due: the
+        // old file stays active (over its limit) until the write goes through.
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
         self.write_out();
@@ -565,7 +619,7 @@ impl Writer {
     /// Writes everything (retrying a few times), syncs and closes the file. Events that still
     /// cannot be written are counted as dropped and the error is returned.
     fn close(&mut self) -> Result<(), Error> {
-        let give_up = Instant::now() + SHUTDOWN_PATIENCE;
+        let give_up = deadline(self.patience);
         self.write_out();
         while !self.out.is_empty() && Instant::now() < give_up {
             self.sleep_until_retry();
@@ -579,9 +633,12 @@ impl Writer {
         let result = if self.out.is_empty() {
             Ok(())
         } else {
-            self.shared.dropped(self.out_events);
+            if !self.shared.abandoned.load(Acquire) {
+                self.shared.dropped(self.out_events);
+            }
             self.out.clear();
             self.out_events = 0;
+            self.shared.pending.store(0, Relaxed);
             self.others.clear();
             Err(self.last_error())
         };

@@ -341,3 +341,138 @@ fn large_events_are_bounded_in_bytes() {
     assert_eq!(written.len() as u64, stats.events_written);
     assert_eq!(reported_drops(&lines), stats.events_dropped);
 }
+
+/// A failing disk sees one write attempt per backoff step, also while a size rotation is due
+/// (every event asks for one): over a third of a second of failing writes (backoff 10, 20, 40,
+/// 80, 160 ms), a handful of attempts, not one per event.
+#[test]
+fn a_failing_disk_is_retried_with_backoff_while_a_rotation_is_due() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(LogSink::builder().max_file_size(200), tmp.path());
+    log(&dispatch, 0..5);
+    guard.flush_blocking().unwrap();
+    faults.writes.store(true, Relaxed);
+    let before = faults.write_attempts.load(Relaxed);
+    let window = Instant::now();
+    let mut seq = 5;
+    while window.elapsed() < Duration::from_millis(330) {
+        log(&dispatch, seq..seq + 10);
+        seq += 10;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let attempts = faults.write_attempts.load(Relaxed) - before;
+    assert!(
+        (1..=12).contains(&attempts),
+        "{attempts} write attempts in {:?} while a rotation was due",
+        window.elapsed()
+    );
+    faults.writes.store(false, Relaxed);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!((stats.events_written, stats.events_dropped), (seq, 0));
+    assert_eq!(seqs(&read_all(tmp.path())), (0..seq).collect::<Vec<_>>());
+}
+
+/// A `write` that never returns (a stalled disk) does not hold shutdown: it returns
+/// `ShutdownTimeout` after the timeout with the events not confirmed written, counted as
+/// dropped; the writer thread is left behind, and when its write comes back it counts
+/// nothing more (no event is both dropped and written). Blocking, async and `Drop` alike.
+#[test]
+fn a_stalled_write_does_not_hold_shutdown() {
+    for how in ["blocking", "async", "drop"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dispatch, guard, faults) = sink(
+            LogSink::builder().shutdown_timeout(Duration::from_millis(300)),
+            tmp.path(),
+        );
+        let stats = guard.stats_handle();
+        faults.stall_writes.store(true, Relaxed);
+        log(&dispatch, 0..1_000);
+        let started = Instant::now();
+        let result = match how {
+            "blocking" => Some(guard.shutdown_blocking()),
+            "async" => Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+                    .block_on(guard.shutdown()),
+            ),
+            _ => {
+                drop(guard);
+                None
+            }
+        };
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(20),
+            "{how}: shutdown took {waited:?}"
+        );
+        if let Some(result) = result {
+            match result {
+                Err(Error::ShutdownTimeout { unconfirmed, .. }) => {
+                    assert_eq!(unconfirmed, 1_000, "{how}")
+                }
+                other => panic!("{how}: {other:?}"),
+            }
+        }
+        let counted = stats.get();
+        assert_eq!(
+            (counted.events_written, counted.events_dropped),
+            (0, 1_000),
+            "{how}"
+        );
+        // The stalled write comes back: the events reach the file, but stay counted once.
+        faults.stall_writes.store(false, Relaxed);
+        wait_for("the detached writer to write", || {
+            seqs(&read_all(tmp.path())).len() == 1_000
+        });
+        let counted = stats.get();
+        assert_eq!(
+            (counted.events_written, counted.events_dropped),
+            (0, 1_000),
+            "{how}"
+        );
+    }
+}
+
+/// Any accepted duration works and none can crash the writer: `flush_interval(Duration::MAX)`
+/// means "never by time", and every event is written at shutdown.
+#[test]
+fn the_longest_flush_interval_is_accepted_and_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, guard) = LogSink::builder()
+        .directory(tmp.path())
+        .flush_interval(Duration::MAX)
+        .shutdown_timeout(Duration::MAX)
+        .queue_capacity(64)
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    log(&dispatch, 0..1_000);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!((stats.events_written, stats.events_dropped), (1_000, 0));
+    assert_eq!(seqs(&read_all(tmp.path())), (0..1_000).collect::<Vec<_>>());
+}
+
+/// A writer that panics (a bug) leaves no caller waiting: with a queue of 16 and `Block`,
+/// 2,000 events after the panic all return, every event is counted (written or dropped), and
+/// shutdown returns the error.
+#[test]
+fn a_panicking_writer_leaves_no_caller_waiting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(LogSink::builder().queue_capacity(16), tmp.path());
+    let stats = guard.stats_handle();
+    log(&dispatch, 0..10);
+    faults.panic_in_write.store(true, Relaxed);
+    assert!(matches!(guard.flush_blocking(), Err(Error::WriterGone)));
+    let caller = std::thread::spawn(move || {
+        log(&dispatch, 10..2_010);
+        dispatch
+    });
+    wait_for("the caller to finish", || caller.is_finished());
+    drop(caller.join().unwrap());
+    assert!(matches!(guard.shutdown_blocking(), Err(Error::WriterGone)));
+    let counted = stats.get();
+    assert_eq!(counted.events_written + counted.events_dropped, 2_010);
+    assert_eq!(counted.events_dropped, 2_010);
+    assert!(matches!(counted.last_error, Some(Error::WriterGone)));
+}
