@@ -20,6 +20,7 @@
 
 use std::io::{self, BufWriter, Read, Write};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use crate::folder::Folder;
 
@@ -64,11 +65,14 @@ const WINDOW: usize = 32 * 1024;
 /// file is a leftover of this sink's (the folder's lock keeps other sinks out) and is removed
 /// first; anything else under the `.gz.tmp` or `.gz` name fails the compression with
 /// `AlreadyExists` or `InvalidInput`, and the `.log` stays.
+///
+/// `cancel` stops it between two pieces (and before the rename) with `Interrupted`.
 pub(crate) fn gzip_file(
     folder: &Folder,
     log_name: &str,
     level: u32,
     threads: usize,
+    cancel: &AtomicBool,
 ) -> io::Result<u64> {
     let tmp = format!("{log_name}.gz.tmp");
     let dst = format!("{log_name}.gz");
@@ -84,7 +88,7 @@ pub(crate) fn gzip_file(
     };
     let result = (|| {
         let mut out = BufWriter::with_capacity(256 * 1024, out);
-        gzip(&mut source, &mut out, level, threads, CHUNK)?;
+        gzip(&mut source, &mut out, level, threads, CHUNK, cancel)?;
         out.flush()?;
         let out = out.into_inner().map_err(|e| e.into_error())?;
         // The .gz keeps the source's time, as `gzip` does: retention by age then means the
@@ -93,6 +97,7 @@ pub(crate) fn gzip_file(
         out.sync_all()?;
         let size = out.metadata()?.len();
         drop(out);
+        check(cancel)?;
         folder.rename(&tmp, &dst)?;
         folder.sync();
         Ok(size)
@@ -122,6 +127,7 @@ fn gzip(
     level: u32,
     threads: usize,
     chunk: usize,
+    cancel: &AtomicBool,
 ) -> io::Result<()> {
     let level = flate2::Compression::new(level);
     // Header: magic, deflate, no flags, no time, extra flags per level (as gzip sets them),
@@ -144,6 +150,7 @@ fn gzip(
         let mut deflate = Compress::new(level, false);
         let mut buf = Vec::new();
         while let Some(piece) = pieces.next(buf)? {
+            check(cancel)?;
             let data = &piece.buf[piece.dict_len..];
             let bytes = deflate_piece(&mut deflate, data)?;
             out.write_all(&bytes)?;
@@ -183,6 +190,7 @@ fn gzip(
             let mut spare = Vec::new();
             loop {
                 while sent - written < 2 * threads {
+                    check(cancel)?;
                     match pieces.next(spare.pop().unwrap_or_default())? {
                         Some(piece) => {
                             job_tx
@@ -216,6 +224,18 @@ fn gzip(
     out.write_all(&crc.sum().to_le_bytes())?;
     out.write_all(&crc.amount().to_le_bytes())?;
     Ok(())
+}
+
+/// `Interrupted` once `cancel` is set.
+fn check(cancel: &AtomicBool) -> io::Result<()> {
+    if cancel.load(Relaxed) {
+        Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            "compression cancelled",
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// One piece of input: `buf[..dict_len]` is the window before it (the last 32 KiB of the
@@ -326,7 +346,15 @@ mod tests {
 
     fn gzip_with(input: &[u8], threads: usize, chunk: usize) -> Vec<u8> {
         let mut out = Vec::new();
-        gzip(&mut &input[..], &mut out, 6, threads, chunk).unwrap();
+        gzip(
+            &mut &input[..],
+            &mut out,
+            6,
+            threads,
+            chunk,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         out
     }
 
@@ -403,7 +431,15 @@ mod tests {
         }
         for threads in [1, 3] {
             let mut out = Vec::new();
-            let error = gzip(&mut Failing(50_000), &mut out, 6, threads, 4096).unwrap_err();
+            let error = gzip(
+                &mut Failing(50_000),
+                &mut out,
+                6,
+                threads,
+                4096,
+                &AtomicBool::new(false),
+            )
+            .unwrap_err();
             assert_eq!(error.raw_os_error(), Some(5), "{threads} threads");
         }
     }
@@ -420,7 +456,7 @@ mod tests {
             .unwrap()
             .modified()
             .unwrap();
-        let size = gzip_file(&folder, "a.log", 6, 2).unwrap();
+        let size = gzip_file(&folder, "a.log", 6, 2, &AtomicBool::new(false)).unwrap();
         let gz = fs::read(tmp.path().join("a.log.gz")).unwrap();
         assert_eq!(gz.len() as u64, size);
         assert_eq!(gunzip(&gz), input);

@@ -23,6 +23,8 @@ pub(crate) struct Faults {
     pub(crate) stall_writes: AtomicBool,
     /// The next write panics (a bug in the writer).
     pub(crate) panic_in_write: AtomicBool,
+    /// Compressions wait at their start until this is cleared (a janitor that lags).
+    pub(crate) hold_compressions: AtomicBool,
 }
 
 const ENOSPC: i32 = 28;
@@ -54,6 +56,9 @@ impl Faults {
     }
 
     pub(crate) fn compress(&self) -> io::Result<()> {
+        while self.hold_compressions.load(Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         Self::check(&self.compressions, EIO)
     }
 }

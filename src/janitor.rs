@@ -1,11 +1,22 @@
-//! The janitor thread: compression, retention and start-up recovery of rotated files.
+//! The janitor thread: retention, compression scheduling and start-up recovery of rotated
+//! files.
 //!
 //! The writer hands each rotated file over by message and never touches it again; from then on
-//! the janitor owns it. Compression and retention run here one file at a time, so they never
-//! race each other, and never on the writer thread, so writing goes on while a file compresses.
-//! A file is compressed on up to [`MAX_COMPRESSORS`] threads at once (no more than there are
-//! CPUs; see [`compress`](crate::compress)): a sink that rotates faster than one thread
-//! compresses would otherwise build a backlog of uncompressed files.
+//! the janitor owns it. The janitor itself never compresses: a compressor thread of its own
+//! does, one file at a time (in parallel pieces on up to [`MAX_COMPRESSORS`] threads, no more
+//! than there are CPUs; see [`compress`](crate::compress)). So the janitor is always free to
+//! apply retention the moment a file rotates, and the folder stays within its limits however
+//! far compression falls behind (a high level, a slow CPU, a burst):
+//!
+//! - retention counts every rotated file, compressed or not, except the one or two in flight
+//!   (the newest waiting and the one compressing), which are judged once compressed, never by
+//!   their uncompressed size while compression keeps up;
+//! - files waiting for compression are taken newest first, so the oldest, which retention
+//!   deletes next, are not compressed only to be deleted; a deleted file's compression is
+//!   cancelled;
+//! - [`Stats::compress_backlog`](crate::Stats::compress_backlog) shows how many files wait,
+//!   and [`Stats::files_deleted_uncompressed`](crate::Stats::files_deleted_uncompressed) how
+//!   many retention deleted before their turn came.
 //!
 //! At start-up the janitor first repairs what a killed process left behind:
 //!
@@ -15,16 +26,19 @@
 //! | `X.log` and `X.log.gz` | killed between rename and delete | the `.gz` is complete: delete `X.log` |
 //! | `X.log` alone | rotated, never compressed | compress it |
 //!
-//! A compression that fails leaves the `.log` in place and is retried with backoff.
+//! A compression that fails leaves the `.log` in place and is retried with backoff. At
+//! shutdown the janitor compresses what waits until the shutdown's deadline, then cancels the
+//! compression in progress; files left plain are compressed at the next start.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Select, Sender};
 
 use crate::clock::Clock;
 use crate::compress::{gzip_file, Compression};
@@ -40,13 +54,18 @@ const MAX_COMPRESSORS: usize = 4;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// How many of the newest files waiting for compression retention leaves out: the one being
+/// compressed and the one that rotated while it was.
+const IN_FLIGHT: usize = 2;
+
 /// A message from the writer.
 #[derive(Debug)]
 pub(crate) enum Job {
     /// The active file was renamed to this `.log` name.
     Rotated(String),
-    /// Finish the queue (retrying failed compressions once more) and end the thread.
-    Finish,
+    /// Compress what waits until this deadline (retrying failed compressions once more), then
+    /// end the thread.
+    Finish(Instant),
 }
 
 /// The writer's handle on the janitor.
@@ -62,9 +81,9 @@ impl JanitorHandle {
         let _ = self.tx.send(Job::Rotated(log_name));
     }
 
-    /// Waits until every pending compression and deletion is done.
-    pub(crate) fn finish(&mut self) {
-        let _ = self.tx.send(Job::Finish);
+    /// Waits until retention is applied and compressions are done, or cancelled at `deadline`.
+    pub(crate) fn finish(&mut self, deadline: Instant) {
+        let _ = self.tx.send(Job::Finish(deadline));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -98,136 +117,269 @@ impl Janitor {
     }
 }
 
+/// A compression handed to the compressor thread.
+struct Task {
+    name: String,
+    /// Set to stop it early (retention deleted the file, or shutdown's deadline came).
+    cancel: Arc<AtomicBool>,
+}
+
+/// The compressor thread: compresses one file at a time, as the janitor hands them over.
+struct Compressor {
+    tasks: Sender<Task>,
+    done: Receiver<(String, io::Result<u64>)>,
+    thread: JoinHandle<()>,
+}
+
+impl Compressor {
+    fn spawn(folder: Arc<Folder>, level: u32) -> io::Result<Compressor> {
+        let (tasks, task_rx) = crossbeam_channel::unbounded::<Task>();
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_COMPRESSORS);
+        let thread = std::thread::Builder::new()
+            .name("logsink-compress".to_owned())
+            .spawn(move || {
+                for task in task_rx {
+                    let result = gzip_file(&folder, &task.name, level, threads, &task.cancel);
+                    // The janitor outlives this thread (it joins it).
+                    let _ = done_tx.send((task.name, result));
+                }
+            })?;
+        Ok(Compressor {
+            tasks,
+            done,
+            thread,
+        })
+    }
+}
+
 struct Worker {
     config: Janitor,
-    /// `.log` names waiting for compression, oldest first.
+    compressor: Option<Compressor>,
+    /// `.log` names waiting for compression, oldest first (taken from the back).
     queue: VecDeque<String>,
-    /// When to retry the queue after a failed compression.
+    /// The compression in progress.
+    in_flight: Option<Task>,
+    /// When to retry after a failed compression.
     retry_at: Option<Instant>,
     backoff: Duration,
-    /// `Finish` has arrived: end after this round of work.
-    finishing: bool,
+    /// `Finish` has arrived, with the shutdown's deadline.
+    finishing: Option<Instant>,
     /// Rotated `.log` names whose compressed names are taken by files the sink did not make:
     /// they stay plain, and retention judges them as they are.
     left_plain: HashSet<String>,
+    /// Names retention deleted before their compression ended (in flight, or rotated and not
+    /// yet announced): their cancelled compression, or late announcement, is no news.
+    deleted: HashSet<String>,
 }
 
 impl Worker {
     fn new(config: Janitor) -> Self {
         Worker {
             config,
+            compressor: None,
             queue: VecDeque::new(),
+            in_flight: None,
             retry_at: None,
             backoff: MIN_BACKOFF,
-            finishing: false,
+            finishing: None,
             left_plain: HashSet::new(),
+            deleted: HashSet::new(),
         }
     }
 
     fn run(mut self, rx: Receiver<Job>) {
-        self.recover();
-        self.work(&rx);
-        // Ends after the round of work that follows `Finish`: every queued file got its try.
-        while !self.finishing {
-            let job = match self.retry_at {
-                Some(at) => match rx.recv_deadline(at) {
-                    Ok(job) => Some(job),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => Some(Job::Finish),
-                },
-                None => Some(rx.recv().unwrap_or(Job::Finish)),
-            };
-            match job {
-                Some(Job::Rotated(name)) => self.queue.push_back(name),
-                Some(Job::Finish) => {
-                    self.finishing = true;
-                    self.retry_at = None;
-                }
-                None => self.retry_at = None,
+        if let Compression::Gzip { level } = self.config.compression {
+            match Compressor::spawn(self.config.folder.clone(), level) {
+                Ok(compressor) => self.compressor = Some(compressor),
+                Err(source) => self.config.shared.error(Error::SpawnThread {
+                    source: Arc::new(source),
+                }),
             }
-            if self.retry_at.is_none() {
-                self.work(&rx);
+        }
+        self.recover();
+        self.apply_retention();
+        loop {
+            self.dispatch();
+            self.publish_backlog();
+            if self.finished() {
+                break;
+            }
+            let wake = match (self.retry_at, self.finishing) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            // A handle of its own, so that handling a message may borrow `self`.
+            let done_rx = self.compressor.as_ref().map(|c| c.done.clone());
+            let mut select = Select::new();
+            let jobs = select.recv(&rx);
+            let done = done_rx.as_ref().map(|done_rx| select.recv(done_rx));
+            let op = match wake {
+                Some(at) => match select.select_deadline(at) {
+                    Ok(op) => op,
+                    Err(_) => {
+                        self.on_timer();
+                        continue;
+                    }
+                },
+                None => select.select(),
+            };
+            if op.index() == jobs {
+                match op.recv(&rx) {
+                    Ok(Job::Rotated(name)) => {
+                        // Unless retention deleted it before this message came.
+                        if self.compressor.is_some() && !self.deleted.remove(&name) {
+                            self.queue.push_back(name);
+                        }
+                        self.apply_retention();
+                    }
+                    Ok(Job::Finish(deadline)) => self.finish(deadline),
+                    // The writer is gone without `Finish` (it panicked): stop promptly.
+                    Err(_) => self.finish(Instant::now()),
+                }
+            } else if let (Some(index), Some(done_rx)) = (done, &done_rx) {
+                if op.index() == index {
+                    if let Ok((name, result)) = op.recv(done_rx) {
+                        self.compressed(name, result);
+                    }
+                }
+            }
+        }
+        self.publish_backlog();
+        if let Some(compressor) = self.compressor.take() {
+            drop(compressor.tasks);
+            let _ = compressor.thread.join();
+        }
+    }
+
+    fn finish(&mut self, deadline: Instant) {
+        self.finishing = Some(deadline);
+        // Every waiting file gets one more try, failed ones too.
+        self.retry_at = None;
+        self.on_timer();
+    }
+
+    /// A deadline passed: the retry time, or the shutdown's.
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.retry_at.is_some_and(|at| at <= now) {
+            self.retry_at = None;
+        }
+        if self.finishing.is_some_and(|at| at <= now) {
+            if let Some(task) = &self.in_flight {
+                task.cancel.store(true, Relaxed);
             }
         }
     }
 
-    /// Compresses what is queued, then applies retention.
-    ///
-    /// Files the writer has rotated but not yet announced are taken into the queue first:
-    /// retention must see every rotated file compressed (or failing to compress, and then
-    /// left alone), never judge a fresh `.log` by its uncompressed size.
-    fn work(&mut self, rx: &Receiver<Job>) {
-        loop {
-            match rx.try_recv() {
-                Ok(Job::Rotated(name)) => self.queue.push_back(name),
-                Ok(Job::Finish) => self.finishing = true,
-                Err(_) => break,
-            }
-        }
-        if let Compression::Gzip { level } = self.config.compression {
-            let threads = std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(MAX_COMPRESSORS);
-            while let Some(name) = self.queue.front() {
-                let result = gzip_file(&self.config.folder, name, level, threads);
-                match result {
-                    Ok(_) => {
-                        self.config.shared.files_compressed.fetch_add(1, Relaxed);
-                        self.queue.pop_front();
-                        self.backoff = MIN_BACKOFF;
-                    }
-                    // Gone meanwhile (removed by someone): its events are lost, and that is
-                    // reported, not passed over.
-                    Err(e)
-                        if e.kind() == io::ErrorKind::NotFound
-                            && matches!(self.config.folder.stat(name), Ok(None)) =>
-                    {
-                        self.config.shared.error(Error::Compress {
-                            path: self.config.folder.file_path(name),
-                            source: Arc::new(io::Error::new(
-                                io::ErrorKind::NotFound,
-                                "the rotated file was removed before it was compressed",
-                            )),
-                        });
-                        self.queue.pop_front();
-                    }
-                    // The `.gz` name (or its `.gz.tmp`) is taken by something the sink did not
-                    // make: it is never replaced, so retrying cannot help. The `.log` stays,
-                    // and counts for retention as it is.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::AlreadyExists | io::ErrorKind::InvalidInput
-                        ) =>
-                    {
-                        self.config.shared.error(Error::Compress {
-                            path: self.config.folder.file_path(name),
-                            source: Arc::new(e),
-                        });
-                        if let Some(name) = self.queue.pop_front() {
-                            self.left_plain.insert(name);
-                        }
-                    }
-                    Err(source) => {
-                        self.config.shared.error(Error::Compress {
-                            path: self.config.folder.file_path(name),
-                            source: Arc::new(source),
-                        });
-                        // To the back of the queue: one file that keeps failing does not hold
-                        // up the others at the next try.
-                        if let Some(failed) = self.queue.pop_front() {
-                            self.queue.push_back(failed);
-                        }
-                        self.retry_at = Some(Instant::now() + self.backoff);
-                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                        break;
-                    }
-                }
-            }
-        } else {
+    /// Done once shutdown has begun and nothing is in flight, with nothing left to do or no
+    /// time left to do it.
+    fn finished(&self) -> bool {
+        let Some(deadline) = self.finishing else {
+            return false;
+        };
+        self.in_flight.is_none()
+            && (self.queue.is_empty()
+                || self.compressor.is_none()
+                || self.retry_at.is_some()
+                || Instant::now() >= deadline)
+    }
+
+    /// Hands the newest waiting file to the compressor, if it is idle and no retry is pending.
+    fn dispatch(&mut self) {
+        let Some(compressor) = &self.compressor else {
             self.queue.clear();
+            return;
+        };
+        if self.in_flight.is_some()
+            || self.retry_at.is_some()
+            || self.finishing.is_some_and(|at| Instant::now() >= at)
+        {
+            return;
+        }
+        let Some(name) = self.queue.pop_back() else {
+            return;
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let task = Task {
+            name: name.clone(),
+            cancel: cancel.clone(),
+        };
+        if compressor.tasks.send(task).is_ok() {
+            self.in_flight = Some(Task { name, cancel });
+        }
+    }
+
+    /// The compressor's answer for `name`.
+    fn compressed(&mut self, name: String, result: io::Result<u64>) {
+        self.in_flight = None;
+        let shared = &self.config.shared;
+        let folder = &self.config.folder;
+        let deleted = self.deleted.remove(&name);
+        match result {
+            Ok(_) if deleted => {
+                // Retention deleted it just as it was finished: delete the `.gz` too.
+                let _ = folder.remove(&format!("{name}.gz"));
+            }
+            Ok(_) => {
+                shared.files_compressed.fetch_add(1, Relaxed);
+                self.backoff = MIN_BACKOFF;
+            }
+            // Deleted by retention, or cancelled at shutdown's deadline: the `.log` stays (or
+            // is gone on purpose), and the next start compresses what stays.
+            Err(_) if deleted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // Gone meanwhile (removed by someone): its events are lost, and that is reported,
+            // not passed over.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && matches!(folder.stat(&name), Ok(None)) =>
+            {
+                shared.error(Error::Compress {
+                    path: folder.file_path(&name),
+                    source: Arc::new(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "the rotated file was removed before it was compressed",
+                    )),
+                });
+            }
+            // The `.gz` name (or its `.gz.tmp`) is taken by something the sink did not make:
+            // it is never replaced, so retrying cannot help. The `.log` stays, and counts for
+            // retention as it is.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::InvalidInput
+                ) =>
+            {
+                shared.error(Error::Compress {
+                    path: folder.file_path(&name),
+                    source: Arc::new(e),
+                });
+                self.left_plain.insert(name);
+            }
+            Err(source) => {
+                shared.error(Error::Compress {
+                    path: folder.file_path(&name),
+                    source: Arc::new(source),
+                });
+                // Behind the others: one file that keeps failing does not hold them up.
+                self.queue.push_front(name);
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
         }
         self.apply_retention();
+    }
+
+    fn publish_backlog(&self) {
+        let waiting = self.queue.len() + usize::from(self.in_flight.is_some());
+        self.config
+            .shared
+            .compress_backlog
+            .store(waiting as u64, Relaxed);
     }
 
     /// The folder's rotated files (regular files only), grouped by rotated name.
@@ -253,33 +405,45 @@ impl Worker {
                 (true, true) => {
                     self.remove(&log_name);
                 }
-                (true, false) => self.queue.push_back(log_name),
+                (true, false) if self.compressor.is_some() => self.queue.push_back(log_name),
                 _ => {}
             }
         }
     }
 
+    /// Deletes the oldest rotated files beyond the limits, compressed or not. The newest
+    /// [`IN_FLIGHT`] files still waiting for compression are left out: they are judged once
+    /// compressed (while compression keeps up, nothing else waits). Names sort in rotation
+    /// order, so the newest are the last in the scan.
     fn apply_retention(&mut self) {
         let retention = self.config.retention;
         if retention.is_unlimited() {
             return;
         }
-        let gzip = matches!(self.config.compression, Compression::Gzip { .. });
+        let found = self.scan();
+        // Waiting for compression: a `.log` without its `.gz`, unless compression is off or
+        // cannot be done. The newest of these (also those the writer has rotated and not yet
+        // announced) are the ones in flight, judged once compressed.
+        let waiting: HashSet<&str> = found
+            .iter()
+            .rev()
+            .filter(|(log_name, forms)| {
+                self.compressor.is_some()
+                    && !self.left_plain.contains(*log_name)
+                    && !forms.iter().any(|e| e.rotated.kind == Kind::Gz)
+            })
+            .take(IN_FLIGHT)
+            .map(|(log_name, _)| log_name.as_str())
+            .collect();
         let mut candidates = Vec::new();
-        for (log_name, forms) in self.scan() {
+        for (log_name, forms) in &found {
             // A `.log` beside its `.gz` (a compression in flight at start-up) is one file.
             let forms: Vec<_> = forms
-                .into_iter()
+                .iter()
                 .filter(|e| e.rotated.kind != Kind::GzTmp)
                 .collect();
-            // With compression on, a rotated `.log` without its `.gz` is still on its way to
-            // the compressor (announced or not yet, or failing and retried): it is judged once
-            // compressed, never deleted for its uncompressed size.
-            let pending = gzip
-                && !self.left_plain.contains(&log_name)
-                && !forms.iter().any(|e| e.rotated.kind == Kind::Gz);
             let Some(first) = forms.first() else { continue };
-            if pending {
+            if waiting.contains(log_name.as_str()) {
                 continue;
             }
             candidates.push(Candidate {
@@ -290,14 +454,34 @@ impl Worker {
                     .map(|e| e.modified)
                     .max()
                     .unwrap_or(std::time::UNIX_EPOCH),
-                name: log_name,
+                name: log_name.clone(),
             });
         }
         for doomed in retention.select(candidates, self.config.clock.now()) {
-            let gz = self.remove(&format!("{}.gz", doomed.name));
-            let log = self.remove(&doomed.name);
+            let name = doomed.name;
+            let compressed = found
+                .get(&name)
+                .is_some_and(|forms| forms.iter().any(|e| e.rotated.kind == Kind::Gz));
+            let queued = self.queue.contains(&name)
+                || self.in_flight.as_ref().is_some_and(|t| t.name == name);
+            let uncompressed = !compressed && !self.left_plain.contains(&name);
+            // Rotated, but not announced yet: when the writer's message comes, it is no news.
+            if uncompressed && !queued && self.compressor.is_some() {
+                self.deleted.insert(name.clone());
+            }
+            if let Some(task) = self.in_flight.as_ref().filter(|t| t.name == name) {
+                task.cancel.store(true, Relaxed);
+                self.deleted.insert(name.clone());
+            }
+            self.queue.retain(|queued| *queued != name);
+            let gz = self.remove(&format!("{name}.gz"));
+            let log = self.remove(&name);
             if gz || log {
-                self.config.shared.files_deleted.fetch_add(1, Relaxed);
+                let shared = &self.config.shared;
+                shared.files_deleted.fetch_add(1, Relaxed);
+                if uncompressed && self.compressor.is_some() {
+                    shared.files_deleted_uncompressed.fetch_add(1, Relaxed);
+                }
             }
         }
     }

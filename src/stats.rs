@@ -35,6 +35,13 @@ pub struct Stats {
     pub files_compressed: u64,
     /// Rotated files deleted by retention.
     pub files_deleted: u64,
+    /// The part of `files_deleted` that retention deleted before they were compressed:
+    /// compression fell behind (see `compress_backlog`).
+    pub files_deleted_uncompressed: u64,
+    /// Rotated files waiting for compression, or being compressed, when the snapshot was
+    /// taken: 0 or 1 while compression keeps up. A backlog that grows means compression is
+    /// slower than logging: choose a lower level, larger files, or no compression.
+    pub compress_backlog: u64,
     /// Events waiting in the queue between callers and the writer when the snapshot was taken.
     pub queue_len: u64,
 }
@@ -97,6 +104,9 @@ pub(crate) struct Shared {
     pub(crate) rotations: AtomicU64,
     pub(crate) files_compressed: AtomicU64,
     pub(crate) files_deleted: AtomicU64,
+    pub(crate) files_deleted_uncompressed: AtomicU64,
+    /// A gauge, set by the janitor.
+    pub(crate) compress_backlog: AtomicU64,
     /// Only the writer and janitor threads write it, and only on failures: never on a caller's
     /// path.
     pub(crate) last_error: Mutex<Option<Error>>,
@@ -191,6 +201,8 @@ impl Shared {
             rotations: self.rotations.load(Relaxed),
             files_compressed: self.files_compressed.load(Relaxed),
             files_deleted: self.files_deleted.load(Relaxed),
+            files_deleted_uncompressed: self.files_deleted_uncompressed.load(Relaxed),
+            compress_backlog: self.compress_backlog.load(Relaxed),
             queue_len: queue_len as u64,
         }
     }

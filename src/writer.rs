@@ -653,7 +653,7 @@ impl Writer {
             }
         }
         // Shutdown promises that rotated files are compressed and retention applied.
-        self.janitor.finish();
+        self.janitor.finish(give_up);
         // Nothing touches the folder after this: a new sink may take it before the answer.
         self.active.folder.unlock();
         result

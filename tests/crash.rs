@@ -25,7 +25,9 @@ const CHILD_DEADLINE: Duration = Duration::from_secs(10);
 /// Events logged after the restart.
 const AFTER_RESTART: u64 = 10;
 
-/// The sink the child and the restarted parent both use.
+/// The sink the child and the restarted parent both use. The child's compression falls far
+/// behind (hundreds of 16 KiB files a second); the long shutdown timeout lets the restart
+/// compress that whole backlog before it returns, which the checks below expect.
 fn sink(dir: &Path) -> (SinkLayer, SinkGuard) {
     LogSink::builder()
         .directory(dir)
@@ -33,6 +35,7 @@ fn sink(dir: &Path) -> (SinkLayer, SinkGuard) {
         .max_file_size(16 * 1024)
         .compression(Compression::Gzip { level: 6 })
         .flush_interval(Duration::from_millis(10))
+        .shutdown_timeout(Duration::from_secs(600))
         .build()
         .expect("building the sink")
 }
