@@ -12,17 +12,32 @@
 //! bytes are filled on the first event after entering (entering costs no lookup, which matters
 //! for futures that enter their span on every poll) and refilled whenever a span field was
 //! recorded anywhere since (see `layer::RECORD_GENERATION`).
+//!
+//! Each cached part holds the whole `spans` list of its span, so caching it for every entered
+//! span would take memory in the square of the depth when every level logs. The bytes a thread
+//! keeps (cached parts and spare buffers together) are held to [`TAIL_BUDGET`]: past it, the
+//! outermost spans' parts are dropped first (they are rendered again if needed), and the part
+//! just stored is always kept, so a thread holds at most the budget plus one span part.
 
 use std::cell::RefCell;
 
+/// The most bytes of cached span parts and spare buffers one thread keeps beyond the part of
+/// the span it last rendered: far more than shallow spans need, so that they never lose their
+/// cache to it.
+const TAIL_BUDGET: usize = 64 * 1024;
+
 thread_local! {
-    static STACK: RefCell<Stack> = const { RefCell::new(Stack { entries: Vec::new(), spare: Vec::new() }) };
+    static STACK: RefCell<Stack> = const {
+        RefCell::new(Stack { entries: Vec::new(), spare: Vec::new(), held: 0 })
+    };
 }
 
 struct Stack {
     entries: Vec<Entry>,
     /// Byte buffers of popped entries, kept so that entering allocates nothing.
     spare: Vec<Vec<u8>>,
+    /// The capacity of every `tail` in `entries` and every buffer in `spare`, in bytes.
+    held: usize,
 }
 
 struct Entry {
@@ -68,7 +83,12 @@ pub(crate) fn exit(layer: u64, span: u64) {
             .rposition(|e| e.layer == layer && e.span == span)
         {
             let entry = stack.entries.remove(i);
-            stack.spare.push(entry.tail);
+            if stack.held > TAIL_BUDGET {
+                // Over the budget (deep spans): free it rather than keep it for reuse.
+                stack.held -= entry.tail.capacity();
+            } else {
+                stack.spare.push(entry.tail);
+            }
         }
     });
 }
@@ -116,17 +136,121 @@ pub(crate) fn store(layer: u64, span: u64, generation: u64, tail: &[u8]) {
         let Ok(mut stack) = stack.try_borrow_mut() else {
             return;
         };
-        if let Some(e) = stack
+        let stack = &mut *stack;
+        let Some(at) = stack
             .entries
-            .iter_mut()
-            .rev()
-            .find(|e| e.layer == layer && !e.duplicate)
-        {
-            if e.span == span {
-                e.tail.clear();
-                e.tail.extend_from_slice(tail);
-                e.generation = generation;
-            }
+            .iter()
+            .rposition(|e| e.layer == layer && !e.duplicate)
+        else {
+            return;
+        };
+        let e = &mut stack.entries[at];
+        if e.span != span {
+            return;
+        }
+        stack.held -= e.tail.capacity();
+        e.tail.clear();
+        e.tail.extend_from_slice(tail);
+        e.generation = generation;
+        stack.held += e.tail.capacity();
+        if stack.held > TAIL_BUDGET {
+            stack.shed(at);
         }
     });
+}
+
+impl Stack {
+    /// Frees spare buffers, then the cached parts of the outermost entries, until the bytes
+    /// held fit [`TAIL_BUDGET`] again; the part of entry `keep` stays.
+    #[cold]
+    fn shed(&mut self, keep: usize) {
+        while self.held > TAIL_BUDGET {
+            let Some(buf) = self.spare.pop() else { break };
+            self.held -= buf.capacity();
+        }
+        for (i, e) in self.entries.iter_mut().enumerate() {
+            if self.held <= TAIL_BUDGET {
+                break;
+            }
+            if i != keep && e.tail.capacity() > 0 {
+                self.held -= e.tail.capacity();
+                e.tail = Vec::new();
+                e.generation = u64::MAX;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes this thread's stack holds in cached parts and spare buffers.
+    fn held() -> usize {
+        STACK.with(|stack| {
+            let stack = stack.borrow();
+            let counted = stack
+                .entries
+                .iter()
+                .map(|e| e.tail.capacity())
+                .sum::<usize>()
+                + stack.spare.iter().map(Vec::capacity).sum::<usize>();
+            assert_eq!(counted, stack.held, "the running count matches the buffers");
+            counted
+        })
+    }
+
+    /// A span part as long as one whose `spans` list holds `depth` spans.
+    fn part(depth: u64) -> Vec<u8> {
+        vec![b'x'; depth as usize * 40]
+    }
+
+    /// The current span's part, if it is cached.
+    fn cached() -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        match append(1, 0, &mut out) {
+            Current::Appended => Some(out),
+            _ => None,
+        }
+    }
+
+    /// An event at every level of 3,000 nested spans: each level's part is as long as its
+    /// depth, so keeping them all would hold bytes in the square of the depth; the stack holds the budget plus the deepest part, and the part just stored is served.
+    #[test]
+    fn parts_of_deep_spans_are_held_to_the_budget() {
+        const DEPTH: u64 = 3_000;
+        for span in 1..=DEPTH {
+            enter(1, span);
+            assert!(matches!(append(1, 0, &mut Vec::new()), Current::Render(s) if s == span));
+            store(1, span, 0, &part(span));
+            assert_eq!(cached(), Some(part(span)), "depth {span}");
+            assert!(held() <= TAIL_BUDGET + part(span).capacity());
+        }
+        for span in (1..=DEPTH).rev() {
+            exit(1, span);
+            assert!(held() <= TAIL_BUDGET + part(DEPTH).capacity());
+        }
+        assert!(held() <= TAIL_BUDGET, "spare buffers: {} bytes", held());
+    }
+
+    /// Shallow spans keep every part: after leaving an inner span, the outer one's part is
+    /// served again without rendering, and buffers are reused.
+    #[test]
+    fn parts_of_shallow_spans_are_all_kept() {
+        for span in 1..=3 {
+            enter(1, span);
+            store(1, span, 0, &part(span));
+        }
+        for span in (1..=3).rev() {
+            assert_eq!(cached(), Some(part(span)));
+            exit(1, span);
+        }
+        let kept = held();
+        assert!(kept >= part(1).len() + part(2).len() + part(3).len());
+        for span in 4..=6 {
+            enter(1, span);
+            store(1, span, 0, &part(span - 3));
+        }
+        assert_eq!(held(), kept, "the spare buffers were reused");
+    }
 }

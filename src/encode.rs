@@ -475,7 +475,9 @@ fn take_array<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {
 pub(crate) static TEXT_SPANS: AtomicBool = AtomicBool::new(false);
 
 /// One span's fields, kept in the span's extensions and rendered to JSON whenever they change,
-/// so that events only copy bytes.
+/// so that events only copy bytes. It holds this span's fields alone, never its parents': an
+/// event's `spans` list is put together from each span's own, so memory stays linear in the
+/// depth of nesting.
 #[derive(Debug)]
 pub(crate) struct SpanFields {
     /// Field name to rendered JSON value, sorted (a `Vec`: spans have few fields).
@@ -485,21 +487,16 @@ pub(crate) struct SpanFields {
     /// The fields in the text format, `k=v k2="text"`, in the order they were recorded (a
     /// later `record` appends, as tracing-subscriber's default formatter does).
     text: Vec<u8>,
-    /// `[root,...,this span]`: the `spans` list of an event whose current span is this one.
-    chain: Vec<u8>,
-    /// The layer that built `chain`, and the record generation it was built at.
-    chain_owner: u64,
-    chain_generation: u64,
 }
 
 impl SpanFields {
-    pub(crate) fn new(owner: u64) -> Self {
-        Self::with_capacity(owner, 0)
+    pub(crate) fn new() -> Self {
+        Self::with_capacity(0)
     }
 
     /// Room for `fields` values and their text, so that recording a new span's fields does
     /// not grow the vectors one push at a time (allocation was a fifth of span creation).
-    pub(crate) fn with_capacity(owner: u64, fields: usize) -> Self {
+    pub(crate) fn with_capacity(fields: usize) -> Self {
         SpanFields {
             values: Vec::with_capacity(fields),
             json: Vec::new(),
@@ -508,35 +505,6 @@ impl SpanFields {
             } else {
                 0
             }),
-            chain: Vec::new(),
-            chain_owner: owner,
-            chain_generation: u64::MAX,
-        }
-    }
-
-    /// The cached `spans` list, if `layer` built it and no record happened since
-    /// `generation`.
-    pub(crate) fn chain(&self, layer: u64, generation: u64) -> Option<&[u8]> {
-        (self.chain_owner == layer && self.chain_generation == generation)
-            .then_some(&self.chain[..])
-    }
-
-    /// Caches the `spans` list built by `layer` at `generation` (only the layer that created
-    /// the span caches: another layer may filter spans differently).
-    pub(crate) fn set_chain(&mut self, layer: u64, generation: u64, chain: &[u8]) {
-        if self.chain_owner == layer {
-            self.chain.clear();
-            self.chain.extend_from_slice(chain);
-            self.chain_generation = generation;
-        }
-    }
-
-    /// [`set_chain`](Self::set_chain) with a list built for this span: kept as it is, not
-    /// copied.
-    pub(crate) fn set_chain_owned(&mut self, layer: u64, generation: u64, chain: Vec<u8>) {
-        if self.chain_owner == layer {
-            self.chain = chain;
-            self.chain_generation = generation;
         }
     }
 

@@ -30,7 +30,7 @@ use crate::{Format, Overflow};
 /// and sends the buffer through a bounded lock-free channel to the writer thread: no lock of
 /// its own, no system call, no file I/O. JSON formatting happens on the writer. Span fields
 /// are rendered once, when the span is created or recorded, and copied into each event inside
-/// it.
+/// it; each span keeps only its own, so memory grows linearly with the depth of nesting.
 ///
 /// Built by [`Builder::build`](crate::Builder::build) together with its
 /// [`SinkGuard`](crate::SinkGuard).
@@ -43,7 +43,7 @@ pub struct SinkLayer {
     pub(crate) clock: Clock,
     /// The writer thread, to wake when the queue is full.
     pub(crate) writer: Thread,
-    /// This layer's identity for span caches (see [`next_layer_id`]).
+    /// This layer's identity on the threads' stacks of entered spans (see [`next_layer_id`]).
     pub(crate) id: u64,
     /// The byte budget for large records in the queue.
     pub(crate) queue_bytes: usize,
@@ -173,13 +173,13 @@ const MAX_NAP: Duration = Duration::from_micros(500);
 /// quarter of it is free; after that it takes any free slot.
 const PATIENT_NAPS: u32 = 24;
 
-/// Bumped after every `record` on any span: a span's cached `spans` list built before the bump
-/// may show an ancestor's old fields and is rebuilt. Process-wide, because sinks on one registry
-/// share their spans' [`SpanFields`].
+/// Bumped after every `record` on any span: a span part cached on a thread's stack (see
+/// [`current`]) before the bump may show an ancestor's old fields and is rendered again.
+/// Process-wide, because sinks on one registry share their spans' [`SpanFields`].
 static RECORD_GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// Gives each layer an identity, so that only the layer that built a span's cached list uses
-/// it (another layer's per-layer filter may see a different list).
+/// Gives each layer an identity, so that only the layer that cached a span part on a thread's
+/// stack uses it (another layer's format or per-layer filter may need a different one).
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) fn next_layer_id() -> u64 {
@@ -215,7 +215,7 @@ where
 impl SinkLayer {
     /// The span part of an event without an explicit parent: from this thread's stack of
     /// entered spans when its bytes are fresh (no registry lookup at all), else rendered from
-    /// the registry and cached there for the next events.
+    /// the registry and cached on the stack for the next events.
     fn push_contextual<S>(&self, ctx: &Context<'_, S>, out: &mut Vec<u8>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -248,47 +248,26 @@ impl SinkLayer {
         S: for<'a> LookupSpan<'a>,
     {
         match self.format {
-            Format::Json => self.push_current(current, true, out),
+            Format::Json => push_current(current, true, out),
             Format::Text => push_text_scope(current, out),
         }
     }
+}
 
-    /// Writes the `span` object (if `with_json`) and the `spans` list of `current`, from the
-    /// span's cache when it is this layer's and no `record` happened since it was built.
-    fn push_current<S>(&self, current: &SpanRef<'_, S>, with_json: bool, out: &mut Vec<u8>)
-    where
-        S: for<'a> LookupSpan<'a>,
-    {
-        // Acquire pairs with the Release bump in `on_record`: a cache stamped with the
-        // generation read here includes every record whose bump happened before.
-        let generation = RECORD_GENERATION.load(Acquire);
-        {
-            let extensions = current.extensions();
-            if let Some(fields) = extensions.get::<SpanFields>() {
-                if with_json {
-                    out.extend_from_slice(b",\"span\":");
-                    out.extend_from_slice(fields.json());
-                }
-                out.extend_from_slice(b",\"spans\":");
-                if let Some(chain) = fields.chain(self.id, generation) {
-                    out.extend_from_slice(chain);
-                    return;
-                }
-            } else {
-                if with_json {
-                    out.extend_from_slice(b",\"span\":");
-                    span_json_without_fields(current.name(), out);
-                }
-                out.extend_from_slice(b",\"spans\":");
-            }
-        }
-        // Slow path: walk the scope, then cache the result for the next events.
-        let start = out.len();
-        push_scope(current, out);
-        if let Some(fields) = current.extensions_mut().get_mut::<SpanFields>() {
-            fields.set_chain(self.id, generation, &out[start..]);
-        }
+/// Writes the `span` object (if `with_json`) and the `spans` list of `current`, walking its scope
+/// in the registry as tracing-subscriber does: spans keep only their own rendered fields, so
+/// that memory stays linear in the depth. Further events in the same entered span copy the
+/// result from the thread's stack instead (see [`current`]).
+fn push_current<S>(current: &SpanRef<'_, S>, with_json: bool, out: &mut Vec<u8>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    if with_json {
+        out.extend_from_slice(b",\"span\":");
+        push_span(current, out);
     }
+    out.extend_from_slice(b",\"spans\":");
+    push_scope(current, out);
 }
 
 impl<S> Layer<S> for SinkLayer
@@ -301,41 +280,9 @@ where
         if span.extensions().get::<SpanFields>().is_some() {
             return;
         }
-        let mut fields = SpanFields::with_capacity(self.id, attrs.metadata().fields().len());
+        let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len());
         attrs.record(&mut SpanVisitor(&mut fields));
         fields.render(span.name());
-
-        // The `spans` list of events inside this span: its parents' list plus itself, built
-        // once here rather than walked on every event, in one allocation of the right size.
-        let generation = RECORD_GENERATION.load(Acquire);
-        let mut chain = Vec::new();
-        match span.parent() {
-            Some(parent) => {
-                let copied = match parent.extensions().get::<SpanFields>() {
-                    Some(parent_fields) => match parent_fields.chain(self.id, generation) {
-                        Some(parent_chain) => {
-                            chain.reserve(parent_chain.len() + fields.json().len() + 1);
-                            chain.extend_from_slice(parent_chain);
-                            true
-                        }
-                        None => false,
-                    },
-                    None => false,
-                };
-                if !copied {
-                    push_scope(&parent, &mut chain);
-                }
-                chain.pop(); // `]`
-                chain.push(b',');
-            }
-            None => {
-                chain.reserve(fields.json().len() + 2);
-                chain.push(b'[');
-            }
-        }
-        chain.extend_from_slice(fields.json());
-        chain.push(b']');
-        fields.set_chain_owned(self.id, generation, chain);
 
         let mut extensions = span.extensions_mut();
         if extensions.get_mut::<SpanFields>().is_none() {
@@ -347,15 +294,15 @@ where
         let Some(span) = ctx.span(id) else { return };
         // Format the values (user code: it may panic) before taking the span's lock, so that a
         // panicking `Debug` cannot poison the span for every later event.
-        let mut recorded = SpanFields::new(self.id);
+        let mut recorded = SpanFields::new();
         values.record(&mut SpanVisitor(&mut recorded));
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
             // With two sinks on one registry each records the same values: idempotent.
             fields.merge(recorded);
             fields.render(span.name());
-            // After the new fields are in place (Release): every cached `spans` list in the
-            // process is now stale, this span's and its descendants'.
+            // After the new fields are in place (Release): every span part cached on a thread's
+            // stack is now stale, this span's and its descendants'.
             RECORD_GENERATION.fetch_add(1, Release);
         }
     }
@@ -417,12 +364,12 @@ impl SinkLayer {
         let explicit = ctx.span(parent);
         let current = ctx.lookup_current();
         match (explicit, current) {
-            (None, Some(current)) => self.push_current(&current, true, buf),
+            (None, Some(current)) => push_current(&current, true, buf),
             (Some(parent), current) => {
                 buf.extend_from_slice(b",\"span\":");
                 push_span(&parent, buf);
                 match current {
-                    Some(current) => self.push_current(&current, false, buf),
+                    Some(current) => push_current(&current, false, buf),
                     None => buf.extend_from_slice(b",\"spans\":[]"),
                 }
             }
