@@ -201,6 +201,7 @@ impl Worker {
         }
         self.recover();
         self.apply_retention();
+        let mut writer_gone = false;
         loop {
             self.dispatch();
             self.publish_backlog();
@@ -214,7 +215,12 @@ impl Worker {
             // A handle of its own, so that handling a message may borrow `self`.
             let done_rx = self.compressor.as_ref().map(|c| c.done.clone());
             let mut select = Select::new();
-            let jobs = select.recv(&rx);
+            // Once the writer is gone its channel is always ready: leave it out.
+            let jobs = if writer_gone {
+                usize::MAX
+            } else {
+                select.recv(&rx)
+            };
             let done = done_rx.as_ref().map(|done_rx| select.recv(done_rx));
             let op = match wake {
                 Some(at) => match select.select_deadline(at) {
@@ -237,7 +243,10 @@ impl Worker {
                     }
                     Ok(Job::Finish(deadline)) => self.finish(deadline),
                     // The writer is gone without `Finish` (it panicked): stop promptly.
-                    Err(_) => self.finish(Instant::now()),
+                    Err(_) => {
+                        writer_gone = true;
+                        self.finish(Instant::now());
+                    }
                 }
             } else if let (Some(index), Some(done_rx)) = (done, &done_rx) {
                 if op.index() == index {
