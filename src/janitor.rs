@@ -32,8 +32,8 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -68,17 +68,43 @@ pub(crate) enum Job {
     Finish(Instant),
 }
 
+/// The longest a rotation waits for the janitor to have applied retention after the one
+/// before (see [`JanitorHandle::wait_for_retention`]): a janitor slowed by a slow disk delays
+/// rotations at most this much each.
+const RETENTION_PATIENCE: Duration = Duration::from_secs(1);
+
 /// The writer's handle on the janitor.
 #[derive(Debug)]
 pub(crate) struct JanitorHandle {
     tx: Sender<Job>,
     thread: Option<JoinHandle<()>>,
+    /// Rotations announced to the janitor.
+    announced: u64,
+    /// Rotations the janitor has applied retention after (shared with it).
+    retained: Arc<AtomicU64>,
 }
 
 impl JanitorHandle {
-    pub(crate) fn rotated(&self, log_name: String) {
+    pub(crate) fn rotated(&mut self, log_name: String) {
         // The janitor ends only after `Finish`, so this send cannot fail while it matters.
-        let _ = self.tx.send(Job::Rotated(log_name));
+        if self.tx.send(Job::Rotated(log_name)).is_ok() {
+            self.announced += 1;
+        }
+    }
+
+    /// Waits (sleeping in short steps, at most [`RETENTION_PATIENCE`]) until the janitor has
+    /// applied retention after every rotation announced so far. The writer calls it before it
+    /// rotates again, so that however fast files rotate, the folder never holds more than the
+    /// retention limits plus the files in flight: retention is cheap, so the wait is short,
+    /// and logging slows to its pace rather than fill the disk.
+    pub(crate) fn wait_for_retention(&self) {
+        let give_up = Instant::now() + RETENTION_PATIENCE;
+        let mut nap = Duration::from_micros(20);
+        // Acquire: pairs with the janitor's Release after its deletions.
+        while self.retained.load(Acquire) < self.announced && Instant::now() < give_up {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(1));
+        }
     }
 
     /// Waits until retention is applied and compressions are done, or cancelled at `deadline`.
@@ -104,15 +130,19 @@ impl Janitor {
     /// Starts the thread; it recovers the folder first, then waits for rotated files.
     pub(crate) fn spawn(self) -> Result<JanitorHandle, Error> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let retained = Arc::new(AtomicU64::new(0));
+        let retained_by_worker = retained.clone();
         let thread = std::thread::Builder::new()
             .name("logsink-janitor".to_owned())
-            .spawn(move || Worker::new(self).run(rx))
+            .spawn(move || Worker::new(self, retained_by_worker).run(rx))
             .map_err(|source| Error::SpawnThread {
                 source: Arc::new(source),
             })?;
         Ok(JanitorHandle {
             tx,
             thread: Some(thread),
+            announced: 0,
+            retained,
         })
     }
 }
@@ -173,11 +203,15 @@ struct Worker {
     /// Names retention deleted before their compression ended (in flight, or rotated and not
     /// yet announced): their cancelled compression, or late announcement, is no news.
     deleted: HashSet<String>,
+    /// Rotations handled (retention applied after each), for the writer's
+    /// [`JanitorHandle::wait_for_retention`].
+    retained: Arc<AtomicU64>,
 }
 
 impl Worker {
-    fn new(config: Janitor) -> Self {
+    fn new(config: Janitor, retained: Arc<AtomicU64>) -> Self {
         Worker {
+            retained,
             config,
             compressor: None,
             queue: VecDeque::new(),
@@ -240,6 +274,8 @@ impl Worker {
                             self.queue.push_back(name);
                         }
                         self.apply_retention();
+                        // Release: the deletions above happen before the writer's next rename.
+                        self.retained.fetch_add(1, Release);
                     }
                     Ok(Job::Finish(deadline)) => self.finish(deadline),
                     // The writer is gone without `Finish` (it panicked): stop promptly.

@@ -580,6 +580,7 @@ impl Writer {
         if !self.out.is_empty() {
             return;
         }
+        self.janitor.wait_for_retention();
         let mode = self
             .active
             .file
