@@ -82,6 +82,8 @@ pub(crate) struct JanitorHandle {
     announced: u64,
     /// Rotations the janitor has applied retention after (shared with it).
     retained: Arc<AtomicU64>,
+    /// Whether there are retention limits to wait for.
+    limited: bool,
 }
 
 impl JanitorHandle {
@@ -98,6 +100,9 @@ impl JanitorHandle {
     /// retention limits plus the files in flight: retention is cheap, so the wait is short,
     /// and logging slows to its pace rather than fill the disk.
     pub(crate) fn wait_for_retention(&self) {
+        if !self.limited {
+            return;
+        }
         let give_up = Instant::now() + RETENTION_PATIENCE;
         let mut nap = Duration::from_micros(20);
         // Acquire: pairs with the janitor's Release after its deletions.
@@ -132,6 +137,7 @@ impl Janitor {
         let (tx, rx) = crossbeam_channel::unbounded();
         let retained = Arc::new(AtomicU64::new(0));
         let retained_by_worker = retained.clone();
+        let limited = !self.retention.is_unlimited();
         let thread = std::thread::Builder::new()
             .name("logsink-janitor".to_owned())
             .spawn(move || Worker::new(self, retained_by_worker).run(rx))
@@ -143,6 +149,7 @@ impl Janitor {
             thread: Some(thread),
             announced: 0,
             retained,
+            limited,
         })
     }
 }
