@@ -8,7 +8,6 @@ use time::UtcOffset;
 
 use crate::clock::Clock;
 use crate::compress::Compression;
-use crate::error::ROTATED_SUFFIX_LEN;
 use crate::folder::Folder;
 use crate::format::LineFormatter;
 use crate::janitor::Janitor;
@@ -325,13 +324,6 @@ impl Builder {
         #[cfg(test)]
         {
             folder.faults = self.faults.clone();
-        }
-        let longest = folder.name_max().saturating_sub(ROTATED_SUFFIX_LEN);
-        if self.file_name.len() > longest {
-            return Err(Error::FileNameTooLong {
-                file_name: self.file_name.clone(),
-                longest,
-            });
         }
         let folder = Arc::new(folder);
         let shared = Arc::new(Shared::default());

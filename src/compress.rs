@@ -18,7 +18,7 @@
 //! `<name>.log`. At any instant the events are complete in the `.log` or in the `.gz` (or
 //! both, which start-up recovery resolves by deleting the `.log`).
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -224,6 +224,33 @@ fn gzip(
     out.write_all(&crc.sum().to_le_bytes())?;
     out.write_all(&crc.amount().to_le_bytes())?;
     Ok(())
+}
+
+/// Whether the folder's `<log_name>.gz` is the complete compression of `<log_name>`: its
+/// trailer's CRC-32 and length are those of the `.log`. Start-up recovery asks before it
+/// deletes a `.log` found beside its `.gz`.
+pub(crate) fn gzip_holds(folder: &Folder, log_name: &str) -> bool {
+    let check = || -> io::Result<bool> {
+        let mut gz = folder.open_read(&format!("{log_name}.gz"))?;
+        let len = gz.metadata()?.len();
+        if len < 18 {
+            return Ok(false);
+        }
+        let mut trailer = [0u8; 8];
+        gz.seek(SeekFrom::Start(len - 8))?;
+        gz.read_exact(&mut trailer)?;
+        let mut log = folder.open_read(log_name)?;
+        let mut crc = Crc::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match log.read(&mut buf)? {
+                0 => break,
+                n => crc.update(&buf[..n]),
+            }
+        }
+        Ok(trailer[..4] == crc.sum().to_le_bytes() && trailer[4..] == crc.amount().to_le_bytes())
+    };
+    check().unwrap_or(false)
 }
 
 /// `Interrupted` once `cancel` is set.

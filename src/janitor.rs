@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Select, Sender};
 
 use crate::clock::Clock;
-use crate::compress::{gzip_file, Compression};
+use crate::compress::{gzip_file, gzip_holds, Compression};
 use crate::folder::{Entry, Folder};
 use crate::retention::{Candidate, Retention};
 use crate::rotation::Kind;
@@ -210,6 +210,9 @@ struct Worker {
     /// Names retention deleted before their compression ended (in flight, or rotated and not
     /// yet announced): their cancelled compression, or late announcement, is no news.
     deleted: HashSet<String>,
+    /// Names start-up recovery queued: the writer may announce them too (it rotates while
+    /// recovery scans), and then they are no news.
+    recovered: HashSet<String>,
     /// Rotations handled (retention applied after each), for the writer's
     /// [`JanitorHandle::wait_for_retention`].
     retained: Arc<AtomicU64>,
@@ -219,6 +222,7 @@ impl Worker {
     fn new(config: Janitor, retained: Arc<AtomicU64>) -> Self {
         Worker {
             retained,
+            recovered: HashSet::new(),
             config,
             compressor: None,
             queue: VecDeque::new(),
@@ -276,8 +280,10 @@ impl Worker {
             if op.index() == jobs {
                 match op.recv(&rx) {
                     Ok(Job::Rotated(name)) => {
-                        // Unless retention deleted it before this message came.
-                        if self.compressor.is_some() && !self.deleted.remove(&name) {
+                        // Unless retention deleted it before this message came, or recovery
+                        // found it first.
+                        let known = self.deleted.remove(&name) | self.recovered.remove(&name);
+                        if self.compressor.is_some() && !known {
                             self.queue.push_back(name);
                         }
                         self.apply_retention();
@@ -454,10 +460,18 @@ impl Worker {
                 self.remove(&format!("{log_name}.gz.tmp"));
             }
             match (has(Kind::Log), has(Kind::Gz)) {
-                (true, true) => {
+                // Killed between the rename and the delete: the `.gz` holds the `.log` whole
+                // (checked, so that a `.gz` that is not this `.log`'s never costs its events).
+                (true, true) if gzip_holds(&self.config.folder, &log_name) => {
                     self.remove(&log_name);
                 }
-                (true, false) if self.compressor.is_some() => self.queue.push_back(log_name),
+                (true, true) => {
+                    self.left_plain.insert(log_name);
+                }
+                (true, false) if self.compressor.is_some() => {
+                    self.recovered.insert(log_name.clone());
+                    self.queue.push_back(log_name);
+                }
                 _ => {}
             }
         }
@@ -524,6 +538,11 @@ impl Worker {
             if let Some(task) = self.in_flight.as_ref().filter(|t| t.name == name) {
                 task.cancel.store(true, Relaxed);
                 self.deleted.insert(name.clone());
+                // Its `.gz` is complete (only its answer has not come yet): it counts as
+                // compressed, once, here; the answer then counts nothing.
+                if compressed {
+                    self.config.shared.files_compressed.fetch_add(1, Relaxed);
+                }
             }
             self.queue.retain(|queued| *queued != name);
             let gz = self.remove(&format!("{name}.gz"));

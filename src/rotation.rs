@@ -126,10 +126,7 @@ impl Namer {
     /// A name that is taken in the folder is the caller's to skip (it asks again).
     pub(crate) fn next(&mut self, opened_at: SystemTime) -> String {
         let clock_stamp = unix_seconds(opened_at).clamp(0, MAX_STAMP);
-        if self
-            .last
-            .is_some_and(|(stamp, seq)| stamp >= MAX_STAMP && seq + 1 >= SEQ_LIMIT)
-        {
+        if self.last.is_some_and(|last| last >= LAST_POSITION) {
             self.last = None;
         }
         let mut stamp = clock_stamp;
@@ -155,6 +152,9 @@ impl Namer {
         )
     }
 }
+
+/// The last name there is: nothing sorts after it, so names cannot continue after it.
+pub(crate) const LAST_POSITION: Position = (MAX_STAMP, SEQ_LIMIT - 1);
 
 /// The last second a rotated name can carry (9999-12-31T23:59:59Z): the stamp has four digits
 /// for the year, and a fifth would break the sort order.

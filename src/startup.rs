@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::folder::{self, Folder};
-use crate::rotation::{Namer, Policy};
+use crate::rotation::{Namer, Policy, LAST_POSITION};
 use crate::stats::Shared;
 use crate::writer::ActiveFile;
 use crate::Error;
@@ -33,10 +33,13 @@ pub(crate) fn open_active(
         path: path.clone(),
         source: Arc::new(source),
     };
+    // Continue after the newest name that can be followed: the very last name there is
+    // (only a planted or corrupt file has it) cannot be.
     let last = folder
         .rotated()
         .into_iter()
         .map(|e| e.rotated.position)
+        .filter(|position| *position < LAST_POSITION)
         .max();
     let namer = Namer::new(folder.base(), last);
     let file = folder.open_active(mode).map_err(open_error)?;

@@ -121,6 +121,12 @@ impl ActiveFile {
     pub(crate) fn rename_to_next(&mut self) -> io::Result<String> {
         for _ in 0..MAX_NAME_TRIES {
             let name = self.namer.next(self.opened_at);
+            // Taken in any of its forms: the compressed names must be free too, or the file
+            // could never be compressed, and recovery would take it for a leftover.
+            let taken = |form: &str| !matches!(self.folder.stat(form), Ok(None));
+            if taken(&format!("{name}.gz")) || taken(&format!("{name}.gz.tmp")) {
+                continue;
+            }
             match self.folder.rename(&self.name, &name) {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 other => return other.map(|()| name),

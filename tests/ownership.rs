@@ -34,11 +34,14 @@ const HOUR: Duration = Duration::from_secs(3600);
 const LOCK: &str = ".app.lock";
 
 /// A builder on `dir` with the test's file name and a flush timer that never fires.
+/// A sink whose shutdown compresses every waiting file however long a loaded debug build
+/// takes (the tests read every rotated file back as `.gz`).
 fn builder(dir: &Path) -> Builder {
     LogSink::builder()
         .directory(dir)
         .file_name(BASE)
         .flush_interval(HOUR)
+        .shutdown_timeout(Duration::from_secs(600))
 }
 
 fn start(builder: Builder) -> (Dispatch, SinkGuard) {
@@ -1056,7 +1059,11 @@ fn sinks_with_different_names_share_a_folder() {
             "{base}: {} rotations",
             stats.rotations
         );
-        assert_eq!(stats.files_compressed, stats.rotations, "{base}");
+        assert_eq!(
+            stats.files_compressed + stats.files_deleted_uncompressed,
+            stats.rotations,
+            "{base}"
+        );
     }
     // app had 1 rotated file left; app.x 2: each deletes its own down to 2.
     assert_eq!(app_stats.files_deleted, app_stats.rotations + 1 - 2, "app");
@@ -1156,10 +1163,9 @@ fn future_name(seq: u32, form: &str) -> String {
 ///
 /// An earlier run's `app.29991231T235959Z.000000.log.gz` (regular, 10 old events) makes the
 /// names deterministic: `...000001.log`, `...000002.log`, ... Thirty events with
-/// `max_file_size(1)` (one event a file) make 29 rotations. A taken `.log` name (1, 5, 8) is
-/// skipped, never replaced: the rotations are named 2, 3, 4, 6, 7, 9 ..= 32. Where the `.gz`
-/// or `.gz.tmp` name is taken (2, 3, 4, 6, 7) the file stays a plain `.log` and one
-/// compression error is counted for each (5 in all); the 24 others are compressed.
+/// `max_file_size(1)` (one event a file) make 29 rotations. A name taken in any of its forms
+/// (`.log`: 1, 5, 8; `.log.gz` or `.log.gz.tmp`: 1, 2, 3, 4, 6, 7) is skipped, never replaced:
+/// the rotations are named 9 ..= 37, and every one of them is compressed, without an error.
 ///
 /// Afterwards the outside file is byte for byte as it was and the outside folder holds
 /// nothing new, every planted entry is still what it was (same symlink targets, still a FIFO,
@@ -1216,17 +1222,8 @@ fn names_taken_by_symlinks_and_other_files_are_skipped_never_followed() {
     assert_eq!(stats.events_written, 30);
     assert_eq!(stats.events_dropped, 0);
     assert_eq!(stats.rotations, 29);
-    assert_eq!(stats.files_compressed, 24, "{:?}", stats.last_error);
-    assert_eq!(
-        stats.write_errors, 5,
-        "one compression error for each taken .gz or .gz.tmp name; last: {:?}",
-        stats.last_error
-    );
-    assert!(
-        matches!(stats.last_error, Some(Error::Compress { .. })),
-        "{:?}",
-        stats.last_error
-    );
+    assert_eq!(stats.files_compressed, 29, "{:?}", stats.last_error);
+    assert_eq!(stats.write_errors, 0, "{:?}", stats.last_error);
 
     assert_same(
         &outside_before,
@@ -1243,16 +1240,9 @@ fn names_taken_by_symlinks_and_other_files_are_skipped_never_followed() {
         );
     }
 
-    let plain = [2, 3, 4, 6, 7];
-    let used: Vec<u32> = [2, 3, 4, 6, 7].into_iter().chain(9..=32).collect();
+    let used: Vec<u32> = (9..=37).collect();
     assert_eq!(used.len(), 29);
-    let mut ours: Vec<String> = used
-        .iter()
-        .map(|&s| match plain.contains(&s) {
-            true => future_name(s, ".log"),
-            false => future_name(s, ".log.gz"),
-        })
-        .collect();
+    let mut ours: Vec<String> = used.iter().map(|&s| future_name(s, ".log.gz")).collect();
     let mut expected: Vec<String> = planted.keys().cloned().collect();
     expected.extend(ours.iter().cloned());
     expected.extend([LOCK.to_owned(), ACTIVE.to_owned()]);
@@ -1511,7 +1501,12 @@ fn retention_counts_the_last_name_there_is_as_the_newest() {
     log_seqs(&dispatch, 0..N);
     let stats = shut_down(guard, N);
     assert!(stats.rotations >= 10, "{} rotations", stats.rotations);
-    assert_eq!(stats.files_compressed, stats.rotations);
+    // Each rotated file was compressed, or deleted by retention before its turn (compression
+    // lags a debug build rotating every few events).
+    assert_eq!(
+        stats.files_compressed + stats.files_deleted_uncompressed,
+        stats.rotations
+    );
     assert_eq!(stats.files_deleted, stats.rotations - 2);
 
     assert_eq!(fs::read(dir.join(END_OF_TIME)).unwrap(), planted);

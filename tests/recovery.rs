@@ -117,6 +117,36 @@ fn a_log_beside_its_complete_gz_is_removed() {
     assert_eq!(rotation_util::seqs(&files), (0..40).collect::<Vec<_>>());
 }
 
+/// A `.log` beside a `.gz` of the same name that does not hold it (another file's data, a
+/// planted or truncated `.gz`): nothing is deleted, both stay byte for byte, and the `.log`'s
+/// events are all still there; recovery does not take the `.gz` for the `.log`'s.
+#[test]
+fn a_log_beside_a_gz_that_is_not_its_own_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = rotation_util::old_lines(0..40);
+    for (what, gz) in [
+        (
+            "other data",
+            rotation_util::gzip_bytes(&rotation_util::old_lines(100..140)),
+        ),
+        ("cut short", {
+            let mut gz = rotation_util::gzip_bytes(&original);
+            gz.truncate(gz.len() - 20);
+            gz
+        }),
+    ] {
+        fs::write(tmp.path().join(R0), &original).unwrap();
+        fs::write(tmp.path().join(format!("{R0}.gz")), &gz).unwrap();
+        let stats = start_and_stop(builder(tmp.path()));
+        assert_eq!(stats.files_deleted, 0, "{what}");
+        assert!(fs::read(tmp.path().join(R0)).unwrap() == original, "{what}");
+        assert!(
+            fs::read(tmp.path().join(format!("{R0}.gz"))).unwrap() == gz,
+            "{what}"
+        );
+    }
+}
+
 /// Files that are not exactly this sink's rotated names — including look-alikes and a
 /// directory named like a rotated file — survive recovery and retention (`keep_files(1)`)
 /// byte for byte, while the sink's own rotated files are recovered (a stray `.gz.tmp`

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use crate::error::ROTATED_SUFFIX_LEN;
 use crate::rotation::{parse_rotated, RotatedName};
 use crate::Error;
 
@@ -72,17 +73,28 @@ pub(crate) struct Folder {
 }
 
 impl Folder {
-    /// Creates the folder if missing and takes the lock for `base` in it.
+    /// Creates the folder if missing, checks that the sink's longest names fit its file
+    /// system, and takes the lock for `base` in it.
     ///
     /// # Errors
     /// [`Error::NotADirectory`], [`Error::CreateDirectory`], [`Error::Open`] (the folder or
-    /// the lock file), or [`Error::InUse`] when another sink holds the lock.
+    /// the lock file), [`Error::FileNameTooLong`], or [`Error::InUse`] when another sink holds
+    /// the lock.
     pub(crate) fn open(path: &Path, base: &str) -> Result<Folder, Error> {
         create_directory(path)?;
         let dir = sys::Dir::open(path).map_err(|source| Error::Open {
             path: path.to_path_buf(),
             source: Arc::new(source),
         })?;
+        // Before the lock: a name too long for the rotated names is too long for nothing
+        // to be made in the folder either.
+        let longest = dir.name_max().saturating_sub(ROTATED_SUFFIX_LEN);
+        if base.len() > longest {
+            return Err(Error::FileNameTooLong {
+                file_name: base.to_owned(),
+                longest,
+            });
+        }
         let lock = lock(&dir, path, base)?;
         Ok(Folder {
             path: path.to_path_buf(),
@@ -113,11 +125,6 @@ impl Folder {
     /// The active file's name, `<file_name>.log`.
     pub(crate) fn active_name(&self) -> String {
         format!("{}.log", self.base)
-    }
-
-    /// The longest file name the folder's file system takes, in bytes.
-    pub(crate) fn name_max(&self) -> usize {
-        self.dir().dir.name_max()
     }
 
     /// Opens the active file for appending, creating it (with `mode`, or the default) if
@@ -255,7 +262,12 @@ impl Folder {
     /// nothing more, so that a new sink can start at once (closing the file drops the lock).
     pub(crate) fn unlock(&self) {
         let mut handle = self.handle.write().unwrap_or_else(|e| e.into_inner());
-        handle.lock = None;
+        if let Some(lock) = handle.lock.take() {
+            // Explicitly: a process the host started meanwhile may hold a copy of the file
+            // descriptor (between its fork and exec), and closing ours alone would leave
+            // the lock held by that copy.
+            sys::unlock(&lock);
+        }
     }
 }
 

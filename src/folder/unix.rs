@@ -75,8 +75,8 @@ impl Dir {
         .map_err(|e| match e {
             // What O_NOFOLLOW answers for a symlink (Linux, macOS; FreeBSD says EMLINK).
             Errno::LOOP | Errno::MLINK => super::not_regular(name),
-            // A FIFO with no reader, opened for writing without blocking.
-            Errno::NXIO => super::not_regular(name),
+            // A FIFO with no reader, opened for writing without blocking; a folder.
+            Errno::NXIO | Errno::ISDIR => super::not_regular(name),
             e => e.into(),
         })?;
         let file = File::from(fd);
@@ -203,11 +203,31 @@ impl Dir {
                 Ok(file)
             }
             Err(e) if e == Errno::WOULDBLOCK => {
-                Err((io::ErrorKind::WouldBlock.into(), super::read_pid(&mut file)))
+                // A pid read just as the new holder took the lock, before it wrote its own,
+                // is the previous holder's: one that no longer runs is not named.
+                let pid = super::read_pid(&mut file).filter(|&pid| is_running(pid));
+                Err((io::ErrorKind::WouldBlock.into(), pid))
             }
             Err(e) => Err((e.into(), None)),
         }
     }
+}
+
+/// Whether a process with this id exists (one we may not signal exists too).
+fn is_running(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(rustix::process::test_kill_process(pid), Err(Errno::SRCH))
+}
+
+/// Releases the lock taken by [`Dir::lock`] on `file`'s open file description, whatever
+/// other descriptors share it.
+pub(super) fn unlock(file: &File) {
+    let _ = rustix::fs::flock(file, FlockOperation::Unlock);
 }
 
 /// The mode bits of an open file.
