@@ -61,8 +61,8 @@ const IN_FLIGHT: usize = 2;
 /// A message from the writer.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// The active file was renamed to this `.log` name.
-    Rotated(String),
+    /// The active file was renamed to this `.log` name, with this many events in it.
+    Rotated(String, u64),
     /// Compress what waits until this deadline (retrying failed compressions once more), then
     /// end the thread.
     Finish(Instant),
@@ -87,9 +87,9 @@ pub(crate) struct JanitorHandle {
 }
 
 impl JanitorHandle {
-    pub(crate) fn rotated(&mut self, log_name: String) {
+    pub(crate) fn rotated(&mut self, log_name: String, events: u64) {
         // The janitor ends only after `Finish`, so this send cannot fail while it matters.
-        if self.tx.send(Job::Rotated(log_name)).is_ok() {
+        if self.tx.send(Job::Rotated(log_name, events)).is_ok() {
             self.announced += 1;
         }
     }
@@ -210,6 +210,9 @@ struct Worker {
     /// Names retention deleted before their compression ended (in flight, or rotated and not
     /// yet announced): their cancelled compression, or late announcement, is no news.
     deleted: HashSet<String>,
+    /// How many events each file waiting for compression holds (as the writer counted them),
+    /// to count them as lost if someone removes the file first.
+    events_in: std::collections::HashMap<String, u64>,
     /// Names start-up recovery queued: the writer may announce them too (it rotates while
     /// recovery scans), and then they are no news.
     recovered: HashSet<String>,
@@ -223,6 +226,7 @@ impl Worker {
         Worker {
             retained,
             recovered: HashSet::new(),
+            events_in: Default::default(),
             config,
             compressor: None,
             queue: VecDeque::new(),
@@ -279,11 +283,14 @@ impl Worker {
             };
             if op.index() == jobs {
                 match op.recv(&rx) {
-                    Ok(Job::Rotated(name)) => {
+                    Ok(Job::Rotated(name, events)) => {
                         // Unless retention deleted it before this message came, or recovery
                         // found it first.
                         let known = self.deleted.remove(&name) | self.recovered.remove(&name);
                         if self.compressor.is_some() && !known {
+                            if events > 0 {
+                                self.events_in.insert(name.clone(), events);
+                            }
                             self.queue.push_back(name);
                         }
                         self.apply_retention();
@@ -373,6 +380,7 @@ impl Worker {
     /// The compressor's answer for `name`.
     fn compressed(&mut self, name: String, result: io::Result<u64>) {
         self.in_flight = None;
+        let events = self.events_in.remove(&name).unwrap_or(0);
         let shared = &self.config.shared;
         let folder = &self.config.folder;
         let deleted = self.deleted.remove(&name);
@@ -395,11 +403,13 @@ impl Worker {
                 if e.kind() == io::ErrorKind::NotFound
                     && matches!(folder.stat(&name), Ok(None)) =>
             {
+                shared.lost(events);
                 shared.error(Error::Compress {
                     path: folder.file_path(&name),
                     source: Arc::new(io::Error::new(
                         io::ErrorKind::NotFound,
-                        "the rotated file was removed before it was compressed",
+                        "the rotated file was removed by someone else before it was compressed; \
+                         its events are counted as lost",
                     )),
                 });
             }
@@ -424,6 +434,9 @@ impl Worker {
                     source: Arc::new(source),
                 });
                 // Behind the others: one file that keeps failing does not hold them up.
+                if events > 0 {
+                    self.events_in.insert(name.clone(), events);
+                }
                 self.queue.push_front(name);
                 self.retry_at = Some(Instant::now() + self.backoff);
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
@@ -545,6 +558,9 @@ impl Worker {
                 }
             }
             self.queue.retain(|queued| *queued != name);
+            if self.in_flight.as_ref().is_none_or(|t| t.name != name) {
+                self.events_in.remove(&name);
+            }
             let gz = self.remove(&format!("{name}.gz"));
             let log = self.remove(&name);
             if gz || log {

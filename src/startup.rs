@@ -49,6 +49,7 @@ pub(crate) fn open_active(
         file: Some(file),
         mode,
         len: 0,
+        events: 0,
         opened_at: now,
         next_boundary: None,
         policy,

@@ -22,6 +22,10 @@ pub struct Stats {
     /// [`Overflow::DropNewest`](crate::Overflow::DropNewest), emitted after shutdown, or still
     /// unwritable when the sink shut down.
     pub events_dropped: u64,
+    /// Events written (and counted in `events_written`) to a file that someone else then
+    /// removed or replaced before the sink was done with it: the active file, or a rotated
+    /// file before its compression. Each such loss is also reported as an error.
+    pub events_lost: u64,
     /// Bytes handed to the operating system.
     pub bytes_written: u64,
     /// Failed writes, flushes and file operations: rotations, compressions, deletions (each
@@ -102,6 +106,7 @@ pub(crate) struct Shared {
     /// log itself.
     pub(crate) overflow_drops: AtomicU64,
     pub(crate) bytes_written: AtomicU64,
+    pub(crate) events_lost: AtomicU64,
     pub(crate) write_errors: AtomicU64,
     pub(crate) rotations: AtomicU64,
     pub(crate) files_compressed: AtomicU64,
@@ -158,6 +163,11 @@ impl Shared {
         self.events_dropped.fetch_add(n, Relaxed);
     }
 
+    /// Events written to a file that someone else removed.
+    pub(crate) fn lost(&self, n: u64) {
+        self.events_lost.fetch_add(n, Relaxed);
+    }
+
     /// Gives back a record's share of the queue's byte budget once it left the queue (or never
     /// entered it): only records over `record::LARGE_EVENT` took one.
     pub(crate) fn release_large(&self, size: usize) {
@@ -194,6 +204,7 @@ impl Shared {
             events_written: self.events_written.load(Relaxed),
             events_dropped: self.events_dropped.load(Relaxed),
             bytes_written: self.bytes_written.load(Relaxed),
+            events_lost: self.events_lost.load(Relaxed),
             write_errors: self.write_errors.load(Relaxed),
             last_error: self
                 .last_error

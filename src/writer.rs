@@ -73,6 +73,8 @@ pub(crate) struct ActiveFile {
     pub(crate) mode: Option<u32>,
     /// Bytes in the file, including those still in the writer's buffer.
     pub(crate) len: u64,
+    /// Events written to the file (since this sink opened it): lost if someone removes it.
+    pub(crate) events: u64,
     /// When the file was opened (the time in its rotated name).
     pub(crate) opened_at: SystemTime,
     /// The period boundary at which it rotates, if rotating by time.
@@ -90,12 +92,13 @@ impl ActiveFile {
         if let Some(file) = &self.file {
             if !self.folder.holds(file, &self.name) {
                 self.file = None;
+                shared.lost(std::mem::take(&mut self.events));
                 shared.error(Error::Write {
                     path: self.path.clone(),
                     source: Arc::new(io::Error::new(
                         io::ErrorKind::NotFound,
-                        "the active file was removed or replaced by someone else; lines \
-                         written before this went with it, the next go to a new file",
+                        "the active file was removed or replaced by someone else; the events \
+                         written to it went with it (counted as lost), the next go to a new file",
                     )),
                 });
             }
@@ -526,6 +529,7 @@ impl Writer {
                         .events_written
                         .fetch_add(self.out_events, Relaxed);
                 }
+                self.active.events += self.out_events;
                 self.out.clear();
                 self.out_events = 0;
                 self.shared.pending.store(0, Relaxed);
@@ -547,6 +551,7 @@ impl Writer {
                 if counting {
                     self.shared.events_written.fetch_add(events, Relaxed);
                 }
+                self.active.events += events;
                 self.out_events -= events;
                 self.shared.pending.store(self.out_events, Relaxed);
                 self.others.drain(..others);
@@ -598,7 +603,8 @@ impl Writer {
             Ok(name) => {
                 self.rotate_retry_at = None;
                 self.shared.rotations.fetch_add(1, Relaxed);
-                self.janitor.rotated(name);
+                self.janitor
+                    .rotated(name, std::mem::take(&mut self.active.events));
                 self.active.len = 0;
                 self.active.opened_at = now;
                 self.active.next_boundary = self.active.policy.next_boundary(now);

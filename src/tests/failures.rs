@@ -521,3 +521,57 @@ fn retention_bounds_the_folder_while_compression_lags() {
     assert!(!kept.is_empty());
     assert_eq!(kept, (2_000 - kept.len() as u64..2_000).collect::<Vec<_>>());
 }
+
+/// Events that someone else's hands take away are counted, never silent: the active file
+/// removed while the sink runs (its 100 events) and a rotated file removed before its
+/// compression (its events, as the writer counted them) add up in `events_lost`, and each
+/// loss is reported as an error. What remains on disk is everything else, once.
+#[test]
+fn events_in_files_removed_by_someone_else_are_counted_as_lost() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, _) = sink(LogSink::builder(), tmp.path());
+    log(&dispatch, 0..100);
+    guard.flush_blocking().unwrap();
+    fs::remove_file(tmp.path().join("app.log")).unwrap();
+    log(&dispatch, 100..150);
+    guard.flush_blocking().unwrap();
+    let stats = guard.stats();
+    assert_eq!(stats.events_lost, 100, "{stats:?}");
+    assert!(matches!(stats.last_error, Some(Error::Write { .. })));
+    assert_eq!(seqs(&read_all(tmp.path())), (100..150).collect::<Vec<_>>());
+    guard.shutdown_blocking().unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (dispatch, guard, faults) = sink(LogSink::builder().max_file_size(4 * 1024), tmp.path());
+    faults.hold_compressions.store(true, Relaxed);
+    log(&dispatch, 0..100);
+    guard.flush_blocking().unwrap();
+    // The newest rotated file waits behind the one held in compression: remove it.
+    let mut rotated: Vec<String> = fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("app.2") && n.ends_with(".log"))
+        .collect();
+    rotated.sort();
+    assert!(rotated.len() >= 2, "{rotated:?}");
+    let victim = rotated.last().unwrap().clone();
+    let in_victim = seqs(&read_all_of(&tmp.path().join(&victim))).len() as u64;
+    wait_for("the janitor to take every rotation", || {
+        guard.stats().compress_backlog == rotated.len() as u64
+    });
+    fs::remove_file(tmp.path().join(&victim)).unwrap();
+    faults.hold_compressions.store(false, Relaxed);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(stats.events_lost, in_victim, "{stats:?}");
+    assert!(stats.write_errors >= 1);
+    let kept = seqs(&read_all(tmp.path()));
+    assert_eq!(kept.len() as u64 + in_victim, 100);
+}
+
+fn read_all_of(path: &Path) -> Vec<Value> {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
