@@ -70,7 +70,7 @@ impl LogSink {
 /// | setting | default | refused by [`build`](Builder::build) |
 /// |---|---|---|
 /// | [`directory`](Builder::directory) | `logs` (created if missing) | a path that exists and is not a directory; one that cannot be created |
-/// | [`file_name`](Builder::file_name) | `app` (active file `logs/app.log`) | empty, `.` or `..`, containing `/`, `\` or NUL |
+/// | [`file_name`](Builder::file_name) | `app` (active file `logs/app.log`) | empty, `.` or `..`, containing `/`, `\` or NUL; too long for the folder's file system ([`Error::FileNameTooLong`]) |
 /// | [`queue_capacity`](Builder::queue_capacity) | 65,536 events | 0, or above [`MAX_QUEUE_CAPACITY`] |
 /// | [`queue_bytes`](Builder::queue_bytes) | 64 MiB of large events | 0 |
 /// | [`overflow`](Builder::overflow) | [`Overflow::Block`] | — |
@@ -303,14 +303,16 @@ impl Builder {
         self
     }
 
-    /// Checks the settings, creates the directory, opens the active file, and starts the
-    /// writer thread. The first `build` in a process also calibrates the CPU's time counter,
+    /// Checks the settings, creates the directory, takes the folder's lock for this file name,
+    /// opens the active file, and starts the writer thread. The first `build` in a process also calibrates the CPU's time counter,
     /// which callers read to stamp events (about half a millisecond; 200 ms at most).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a refused value (see the table on [`Builder`]),
-    /// [`Error::NotADirectory`], [`Error::CreateDirectory`], [`Error::Open`], or
-    /// [`Error::SpawnThread`].
+    /// [`Error::FileNameTooLong`], [`Error::InUse`] when another sink writes this folder and
+    /// file name, [`Error::NotADirectory`], [`Error::CreateDirectory`], [`Error::Open`] (also
+    /// for an active file that is a symlink, FIFO, socket, device or folder), or
+    /// [`Error::SpawnThread`]. A refused build writes, renames and deletes nothing.
     pub fn build(self) -> Result<(SinkLayer, SinkGuard), Error> {
         self.build_with_clock(Clock::system())
     }

@@ -25,7 +25,8 @@
 //! encoding in `encode` and the thread's entered spans in `current`), the record that crosses
 //! the channel and the channel itself (`record`, `queue`), the writer (`writer`, with `format`
 //! and `rotation`), compression and retention (`janitor`, `compress`, `retention`), the
-//! builder and its errors (`builder`, `error`), and the guard (`guard`, `stats`).
+//! folder and every file operation in it (`folder`), start-up (`startup`), the builder and its
+//! errors (`builder`, `error`), and the guard (`guard`, `stats`).
 //!
 //! # Example
 //!
@@ -82,6 +83,12 @@
 //! - Memory is bounded: the queue holds at most [`Builder::queue_capacity`] events, and events
 //!   over 4 KiB at most [`Builder::queue_bytes`] together; the calling thread allocates nothing
 //!   per event in steady state.
+//! - One sink per folder and file name: [`Builder::build`] locks them, and a second sink (in
+//!   this process or another) gets [`Error::InUse`] and touches nothing. The sink never writes
+//!   outside its folder, never through a symlink, and never replaces a file.
+//! - Shutdown takes at most about [`Builder::shutdown_timeout`], whatever the disk does
+//!   ([`Error::ShutdownTimeout`] says what was not confirmed written).
+//! - Retention bounds the folder at every rotation, however far compression lags.
 
 #![warn(
     missing_docs,
