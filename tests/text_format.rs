@@ -108,13 +108,11 @@ fn json_without_timestamp(line: &str) -> String {
     value.to_string()
 }
 
-/// `Format::Text` lines match tracing-subscriber's default full format without colours,
-/// timestamps aside, for every kind of event.
-#[test]
-fn text_lines_match_the_default_formatter() {
-    let dir = tempfile::tempdir().unwrap();
+/// A text sink in `dir` and tracing-subscriber's default formatter (no colours) writing into
+/// the returned buffer, both on one registry.
+fn text_sink_beside_fmt(dir: &std::path::Path) -> (Dispatch, logsink::SinkGuard, SharedBuf) {
     let (layer, guard) = LogSink::builder()
-        .directory(dir.path())
+        .directory(dir)
         .format(Format::Text)
         .build()
         .unwrap();
@@ -126,6 +124,15 @@ fn text_lines_match_the_default_formatter() {
                 .with_writer(reference.clone()),
         ),
     );
+    (dispatch, guard, reference)
+}
+
+/// `Format::Text` lines match tracing-subscriber's default full format without colours,
+/// timestamps aside, for every kind of event.
+#[test]
+fn text_lines_match_the_default_formatter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dispatch, guard, reference) = text_sink_beside_fmt(dir.path());
     tracing::dispatcher::with_default(&dispatch, emit);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.events_written, 12);
@@ -366,19 +373,7 @@ fn without_timestamps(text: &str) -> Vec<&str> {
 #[test]
 fn text_escapes_control_characters_as_tracing_subscriber_does() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = LogSink::builder()
-        .directory(dir.path())
-        .format(Format::Text)
-        .build()
-        .unwrap();
-    let reference = SharedBuf::default();
-    let dispatch = Dispatch::new(
-        tracing_subscriber::registry().with(layer).with(
-            tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(reference.clone()),
-        ),
-    );
+    let (dispatch, guard, reference) = text_sink_beside_fmt(dir.path());
     let h = hostile();
     let emitted = tracing::dispatcher::with_default(&dispatch, || emit_hostile(h));
     let stats = guard.shutdown_blocking().unwrap();
