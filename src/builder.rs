@@ -69,8 +69,8 @@ impl LogSink {
 ///
 /// | setting | default | refused by [`build`](Builder::build) |
 /// |---|---|---|
-/// | [`directory`](Builder::directory) | `logs` (created if missing) | a path that exists and is not a directory; one that cannot be created |
-/// | [`file_name`](Builder::file_name) | `app` (active file `logs/app.log`) | empty, `.` or `..`, containing `/`, `\` or NUL; too long for the folder's file system ([`Error::FileNameTooLong`]) |
+/// | [`directory`](Builder::directory) | `logs` (created if missing) | empty; a path that exists and is not a directory; one that cannot be created |
+/// | [`file_name`](Builder::file_name) | `app` (active file `logs/app.log`; `app.log` means the same) | empty; other characters than `[A-Za-z0-9._-]`; a leading `.`; too long for the folder's file system ([`Error::FileNameTooLong`]) |
 /// | [`queue_capacity`](Builder::queue_capacity) | 65,536 events | 0, or above [`MAX_QUEUE_CAPACITY`] |
 /// | [`queue_bytes`](Builder::queue_bytes) | 64 MiB of large events | 0 |
 /// | [`overflow`](Builder::overflow) | [`Overflow::Block`] | — |
@@ -84,7 +84,7 @@ impl LogSink {
 /// | [`utc_offset`](Builder::utc_offset) | UTC | — |
 /// | [`compression`](Builder::compression) | `Compression::Gzip { level: 6 }` | a gzip level above 9 |
 /// | [`keep_files`](Builder::keep_files) | unlimited | 0 |
-/// | [`max_total_size`](Builder::max_total_size) | unlimited | — |
+/// | [`max_total_size`](Builder::max_total_size) | unlimited | 0 |
 /// | [`max_age`](Builder::max_age) | unlimited | zero |
 /// | `file_mode` (Unix) | `0o644` less the umask | bits outside `0o7777` |
 #[derive(Debug, Clone)]
@@ -147,9 +147,17 @@ impl Builder {
         self
     }
 
-    /// The base name of the files: the active file is `<directory>/<file_name>.log`.
-    /// Default: `app`. `build()` refuses an empty name, `.`, `..`, and names containing a path
-    /// separator (`/` or `\`) or NUL.
+    /// The base name of the files: the active file is `<directory>/<file_name>.log`, rotated
+    /// files `<file_name>.<stamp>.<seq>.log`. Default: `app`.
+    ///
+    /// A name that ends in `.log` means the active file itself, as tracing-appender users
+    /// write it: `file_name("app.log")` is the same as `file_name("app")` (the active file is
+    /// `app.log`, not `app.log.log`).
+    ///
+    /// `build()` refuses a name with characters other than ASCII letters, digits, `.`, `_`
+    /// and `-` (so that every name the sink makes is safe in a shell and a collector's glob),
+    /// one that starts with `.` (hidden, and the lock file's form), and one too long for the
+    /// file system once the rotated names' 35 bytes are added ([`Error::FileNameTooLong`]).
     pub fn file_name(mut self, file_name: impl Into<String>) -> Self {
         self.file_name = file_name.into();
         self
@@ -268,7 +276,7 @@ impl Builder {
     }
 
     /// Keep rotated files (compressed or not) totalling at most `bytes`, deleting the oldest.
-    /// The active file is not counted. Default: unlimited.
+    /// The active file is not counted. Default: unlimited. `build()` refuses 0.
     pub fn max_total_size(mut self, bytes: u64) -> Self {
         self.max_total_size = Some(bytes);
         self
@@ -322,7 +330,7 @@ impl Builder {
         self.validate()?;
         // The lock comes first: until it is held, nothing in the folder is touched.
         #[allow(unused_mut)] // faults are set in tests only
-        let mut folder = Folder::open(&self.directory, &self.file_name)?;
+        let mut folder = Folder::open(&self.directory, self.base_name())?;
         #[cfg(test)]
         {
             folder.faults = self.faults.clone();
@@ -402,9 +410,23 @@ impl Builder {
         ))
     }
 
+    /// The sink's base name: [`file_name`](Builder::file_name) without a trailing `.log`.
+    fn base_name(&self) -> &str {
+        self.file_name
+            .strip_suffix(".log")
+            .unwrap_or(&self.file_name)
+    }
+
     fn validate(&self) -> Result<(), Error> {
+        if self.directory.as_os_str().is_empty() {
+            return Err(Error::invalid(
+                "directory",
+                &self.directory,
+                "must not be empty; use \".\" for the working directory",
+            ));
+        }
         let name = &self.file_name;
-        if name.is_empty() || name == "." || name == ".." {
+        if self.base_name().is_empty() {
             return Err(Error::invalid(
                 "file_name",
                 name,
@@ -416,6 +438,30 @@ impl Builder {
                 "file_name",
                 name,
                 "must not contain a path separator or NUL; use `directory` for the folder",
+            ));
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(Error::invalid(
+                "file_name",
+                name,
+                "may contain only ASCII letters, digits, '.', '_' and '-'",
+            ));
+        }
+        if name.starts_with('.') {
+            return Err(Error::invalid(
+                "file_name",
+                name,
+                "must not start with '.' (hidden files, and the form of the sink's lock file)",
+            ));
+        }
+        if self.max_total_size == Some(0) {
+            return Err(Error::invalid(
+                "max_total_size",
+                0,
+                "must be at least 1 byte; leave it unset to keep files of any total size",
             ));
         }
         if self.queue_capacity == 0 {

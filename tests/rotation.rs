@@ -513,14 +513,16 @@ fn retention_by_total_size_with_gzip() {
     assert_range(&seqs, first..N, "kept events");
 }
 
-/// `build()` refuses `max_file_size(0)`, `keep_files(0)`, a gzip level of 10 and a zero
-/// `max_age`, with an `InvalidConfig` error whose message names the setting and the value;
-/// a refused configuration creates no directory.
+/// `build()` refuses `max_file_size(0)`, `keep_files(0)`, a gzip level of 10, a zero
+/// `max_age`, `max_total_size(0)`, and file names outside `[A-Za-z0-9._-]`, hidden or empty
+/// once `.log` is taken off, with an `InvalidConfig` error whose message names the setting
+/// and the value; a refused configuration creates no directory. An empty `directory` is
+/// refused the same way (and creates nothing).
 #[test]
 fn refused_builder_values() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("never-created");
-    let cases: [(&str, logsink::Builder, &[&str]); 4] = [
+    let cases: Vec<(&str, logsink::Builder, &[&str])> = vec![
         (
             "max_file_size(0)",
             LogSink::builder().max_file_size(0),
@@ -541,6 +543,31 @@ fn refused_builder_values() {
             LogSink::builder().max_age(Duration::ZERO),
             &["max_age", "0ns"],
         ),
+        (
+            "max_total_size(0)",
+            LogSink::builder().max_total_size(0),
+            &["max_total_size", "0"],
+        ),
+        (
+            "file_name with a space",
+            LogSink::builder().file_name("my app"),
+            &["file_name", "\"my app\"", "letters"],
+        ),
+        (
+            "file_name of a hidden file",
+            LogSink::builder().file_name(".app"),
+            &["file_name", "\".app\""],
+        ),
+        (
+            "file_name .log alone",
+            LogSink::builder().file_name(".log"),
+            &["file_name", "non-empty"],
+        ),
+        (
+            "file_name with a non-ASCII letter",
+            LogSink::builder().file_name("journal-é"),
+            &["file_name", "letters"],
+        ),
     ];
     for (what, builder, words) in cases {
         let err = builder
@@ -558,4 +585,33 @@ fn refused_builder_values() {
         }
         assert!(!dir.exists(), "{what}: the directory was created");
     }
+    let err = LogSink::builder().directory("").build().err();
+    let err = err.expect("directory(\"\") was accepted");
+    assert!(matches!(err, Error::InvalidConfig { .. }), "{err:?}");
+    assert!(err.to_string().contains("directory"), "{err}");
+}
+
+/// `file_name("app.log")`, the tracing-appender habit, means the active file `app.log` (not
+/// `app.log.log`), and rotated names `app.<stamp>.<seq>.log`: the same files as
+/// `file_name("app")`.
+#[test]
+fn a_file_name_ending_in_log_names_the_active_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layer, guard) = LogSink::builder()
+        .directory(tmp.path())
+        .file_name("app.log")
+        .max_file_size(200)
+        .compression(Compression::None)
+        .build()
+        .unwrap();
+    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
+        (0..5).for_each(emit_fixed)
+    });
+    let stats = guard.shutdown_blocking().unwrap();
+    assert!(stats.rotations >= 2, "{stats:?}");
+    let rotated = rotation_util::rotated(tmp.path(), ".log");
+    assert_eq!(rotated.len() as u64, stats.rotations);
+    rotation_util::assert_folder(tmp.path(), &rotated, &[]);
+    let files = rotation_util::read_in_order(tmp.path(), ".log", Gunzip::System);
+    assert_range(&fixed_seqs(&files), 0..5, "every event");
 }
