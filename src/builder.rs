@@ -8,6 +8,7 @@ use time::UtcOffset;
 
 use crate::clock::Clock;
 use crate::compress::Compression;
+use crate::error::ROTATED_SUFFIX_LEN;
 use crate::folder::Folder;
 use crate::format::LineFormatter;
 use crate::janitor::Janitor;
@@ -82,6 +83,7 @@ impl LogSink {
 /// | [`max_file_size`](Builder::max_file_size) | unlimited | 0 |
 /// | [`rotate_every`](Builder::rotate_every) | never | — |
 /// | [`utc_offset`](Builder::utc_offset) | UTC | — |
+/// | [`names_in_utc_offset`](Builder::names_in_utc_offset) | `false` (names in UTC) | — |
 /// | [`compression`](Builder::compression) | `Compression::Gzip { level: 6 }` | a gzip level above 9 |
 /// | [`keep_files`](Builder::keep_files) | unlimited | 0 |
 /// | [`max_total_size`](Builder::max_total_size) | unlimited | 0 |
@@ -108,6 +110,7 @@ pub struct Builder {
     max_age: Option<Duration>,
     file_mode: Option<u32>,
     shutdown_timeout: Duration,
+    names_in_utc_offset: bool,
     #[cfg(test)]
     faults: Arc<crate::faults::Faults>,
 }
@@ -133,6 +136,7 @@ impl Default for Builder {
             max_age: None,
             file_mode: None,
             shutdown_timeout: Duration::from_secs(10),
+            names_in_utc_offset: false,
             #[cfg(test)]
             faults: Arc::default(),
         }
@@ -260,6 +264,22 @@ impl Builder {
         self
     }
 
+    /// Write rotated names in the [`utc_offset`](Builder::utc_offset), marked with it, instead
+    /// of UTC: `app.20261124T162618+0200.000000.log` rather than
+    /// `app.20261124T142618Z.000000.log`. Default: `false` (UTC).
+    ///
+    /// For a fixed offset the names sort, as plain strings, in write order, as UTC names do.
+    /// If the offset changes between runs (a daylight-saving change made by hand), new names
+    /// still continue after the newest file by time, no name repeats, and retention still
+    /// deletes in write order (it compares the times in the names, not the strings); but
+    /// sorting by name may interleave the two offsets' files until the older ones age out.
+    /// The longest file name then has 4 more bytes (see
+    /// [`file_name`](Builder::file_name)).
+    pub fn names_in_utc_offset(mut self, enabled: bool) -> Self {
+        self.names_in_utc_offset = enabled;
+        self
+    }
+
     /// How rotated files are compressed, off the writer thread (a file in parallel pieces on up
     /// to four threads, no more than there are CPUs). Default:
     /// `Compression::Gzip { level: 6 }`. `build()` refuses a level above 9.
@@ -328,9 +348,12 @@ impl Builder {
     /// [`build`](Builder::build) with a chosen clock (tests pass a mock).
     pub(crate) fn build_with_clock(self, clock: Clock) -> Result<(SinkLayer, SinkGuard), Error> {
         self.validate()?;
+        // What rotated names add to the file name: `.<stamp>.<seq>.log.gz.tmp`, with a stamp of
+        // 16 bytes in UTC (`Z`) or 20 with an offset (`+0200`).
+        let suffix = ROTATED_SUFFIX_LEN + if self.names_in_utc_offset { 4 } else { 0 };
         // The lock comes first: until it is held, nothing in the folder is touched.
         #[allow(unused_mut)] // faults are set in tests only
-        let mut folder = Folder::open(&self.directory, self.base_name())?;
+        let mut folder = Folder::open(&self.directory, self.base_name(), suffix)?;
         #[cfg(test)]
         {
             folder.faults = self.faults.clone();
@@ -345,6 +368,7 @@ impl Builder {
         let (active, preamble) = crate::startup::open_active(
             folder.clone(),
             policy,
+            self.names_in_utc_offset.then_some(self.utc_offset),
             self.file_mode,
             clock.now(),
             &shared,

@@ -112,7 +112,8 @@ pub enum Error {
     WriterGone,
 }
 
-/// What the longest rotated name adds to the file name: `.YYYYMMDDTHHMMSSZ.NNNNNN.log.gz.tmp`.
+/// What the longest UTC rotated name adds to the file name:
+/// `.YYYYMMDDTHHMMSSZ.NNNNNN.log.gz.tmp` (an offset instead of `Z` adds 4 more).
 pub(crate) const ROTATED_SUFFIX_LEN: usize = 35;
 
 impl Error {
@@ -188,9 +189,9 @@ impl fmt::Display for Error {
             }
             Error::FileNameTooLong { file_name, longest } => write!(
                 f,
-                "file_name {file_name:?} is too long: rotated names add 35 bytes to it, and this \
-                 folder takes names of at most {max} bytes, so file_name may have at most {longest} bytes",
-                max = longest + ROTATED_SUFFIX_LEN,
+                "file_name {file_name:?} is too long for this folder's file system once the \
+                 rotated names add their stamp and sequence to it (35 bytes, 39 with names in \
+                 the UTC offset): file_name may have at most {longest} bytes here",
             ),
             Error::NotADirectory { path } => {
                 write!(

@@ -105,16 +105,34 @@ pub(crate) type Position = (i64, u32);
 pub(crate) struct Namer {
     base: String,
     last: Option<Position>,
+    /// Write the stamp in this offset, marked with it (`+0200`), instead of UTC (`Z`).
+    offset: Option<UtcOffset>,
 }
 
 impl Namer {
-    /// A namer for `<base>.*.log`, continuing after `last` (the greatest position found in
-    /// the folder, if any).
-    pub(crate) fn new(base: &str, last: Option<Position>) -> Self {
+    /// A namer for `<base>.*.log` whose stamps are in UTC, or in `offset` if given.
+    pub(crate) fn new(base: &str, offset: Option<UtcOffset>) -> Self {
         Namer {
             base: base.to_owned(),
-            last,
+            last: None,
+            offset,
         }
+    }
+
+    /// Continues after `found` (the positions of the rotated files in the folder): after the
+    /// newest that can be followed. The very last name there is (only a planted or corrupt
+    /// file has it) cannot be.
+    pub(crate) fn continue_after(&mut self, found: impl Iterator<Item = Position>) {
+        let end = self.end();
+        self.last = found.filter(|position| *position < end).max();
+    }
+
+    /// The last position this namer can name: the end of year 9999, in its offset.
+    fn end(&self) -> Position {
+        let ahead = self
+            .offset
+            .map_or(0, |o| i64::from(o.whole_seconds()).max(0));
+        (MAX_STAMP - ahead, SEQ_LIMIT - 1)
     }
 
     /// The name for a file opened at `opened_at` (without the `.gz` a compressor adds).
@@ -125,8 +143,9 @@ impl Namer {
     /// start again from the clock: they then sort before that name, and never wrap to 1970.
     /// A name that is taken in the folder is the caller's to skip (it asks again).
     pub(crate) fn next(&mut self, opened_at: SystemTime) -> String {
-        let clock_stamp = unix_seconds(opened_at).clamp(0, MAX_STAMP);
-        if self.last.is_some_and(|last| last >= LAST_POSITION) {
+        let end = self.end();
+        let clock_stamp = unix_seconds(opened_at).clamp(0, end.0);
+        if self.last.is_some_and(|last| last >= end) {
             self.last = None;
         }
         let mut stamp = clock_stamp;
@@ -148,31 +167,43 @@ impl Namer {
         format!(
             "{}.{}.{seq:0SEQ_WIDTH$}.log",
             self.base,
-            format_stamp(stamp)
+            format_stamp(stamp, self.offset)
         )
     }
 }
-
-/// The last name there is: nothing sorts after it, so names cannot continue after it.
-pub(crate) const LAST_POSITION: Position = (MAX_STAMP, SEQ_LIMIT - 1);
 
 /// The last second a rotated name can carry (9999-12-31T23:59:59Z): the stamp has four digits
 /// for the year, and a fifth would break the sort order.
 const MAX_STAMP: i64 = 253_402_300_799;
 
-/// `YYYYMMDDTHHMMSSZ` for a UTC second from 1970 to [`MAX_STAMP`] (the namer keeps to those).
-fn format_stamp(secs: i64) -> String {
+/// `YYYYMMDDTHHMMSSZ` for a UTC second, or `YYYYMMDDTHHMMSS+HHMM` in `offset`; for seconds
+/// from 1970 to the end of year 9999 (the namer keeps to those).
+fn format_stamp(secs: i64, offset: Option<UtcOffset>) -> String {
     let dt = OffsetDateTime::from_unix_timestamp(secs.clamp(0, MAX_STAMP))
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+    let dt = offset.map_or(dt, |offset| dt.to_offset(offset));
+    let mut text = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}",
         dt.year(),
         dt.month() as u8,
         dt.day(),
         dt.hour(),
         dt.minute(),
         dt.second()
-    )
+    );
+    match offset {
+        None => text.push('Z'),
+        Some(offset) => {
+            let (h, m, _) = offset.as_hms();
+            let sign = if offset.is_negative() { '-' } else { '+' };
+            text.push_str(&format!(
+                "{sign}{:02}{:02}",
+                h.unsigned_abs(),
+                m.unsigned_abs()
+            ));
+        }
+    }
+    text
 }
 
 /// A file name that the sink made by rotating, parsed.
@@ -208,10 +239,29 @@ pub(crate) fn parse_rotated(base: &str, name: &str) -> Option<RotatedName> {
     };
     let (stamp, seq) = rest.split_once('.')?;
     let b = stamp.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if b.len() != 16 || !digits(0..8) || b[8] != b'T' || !digits(9..15) || b[15] != b'Z' {
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    if !digits(0..8) || b.get(8) != Some(&b'T') || !digits(9..15) {
         return None;
     }
+    // `Z`, or an offset `+HHMM` / `-HHMM` (names written in the sink's `utc_offset`).
+    let offset_secs = match &b[15..] {
+        b"Z" => 0,
+        [sign @ (b'+' | b'-'), ..] if b.len() == 20 && digits(16..20) => {
+            let hours: i64 = stamp[16..18].parse().ok()?;
+            let minutes: i64 = stamp[18..20].parse().ok()?;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let secs = hours * 3_600 + minutes * 60;
+            if *sign == b'-' {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
     if seq.len() != SEQ_WIDTH || !seq.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -226,7 +276,7 @@ pub(crate) fn parse_rotated(base: &str, name: &str) -> Option<RotatedName> {
     .ok()?
     .assume_utc();
     Some(RotatedName {
-        position: (dt.unix_timestamp(), seq.parse().ok()?),
+        position: (dt.unix_timestamp() - offset_secs, seq.parse().ok()?),
         log_name: format!("{base}.{rest}.log"),
         kind,
     })
@@ -238,6 +288,13 @@ mod tests {
 
     fn at(secs: i64) -> SystemTime {
         from_unix_seconds(secs)
+    }
+
+    /// A UTC namer whose last name was at `last`.
+    fn after(last: Position) -> Namer {
+        let mut namer = Namer::new("app", None);
+        namer.last = Some(last);
+        namer
     }
 
     // 2026-11-24T14:26:18Z
@@ -256,7 +313,7 @@ mod tests {
     #[test]
     fn boundaries_fall_on_the_period_in_the_offset() {
         let utc = |p| policy(p, 0).next_boundary(at(T)).map(unix_seconds);
-        assert_eq!(format_stamp(T), "20261124T142618Z");
+        assert_eq!(format_stamp(T, None), "20261124T142618Z");
         assert_eq!(utc(Period::Minute), Some(T - 18 + 60));
         assert_eq!(utc(Period::Hour), Some(T - 26 * 60 - 18 + 3_600));
         assert_eq!(
@@ -271,18 +328,18 @@ mod tests {
                 .map(unix_seconds)
         };
         assert_eq!(
-            format_stamp(india(Period::Hour).unwrap()),
+            format_stamp(india(Period::Hour).unwrap(), None),
             "20261124T143000Z"
         );
         assert_eq!(
-            format_stamp(india(Period::Day).unwrap()),
+            format_stamp(india(Period::Day).unwrap(), None),
             "20261124T183000Z"
         );
         // -08:00: local 06:26:18, local midnight is 08:00 UTC the next day.
         let west = policy(Period::Day, -8 * 3_600)
             .next_boundary(at(T))
             .map(unix_seconds);
-        assert_eq!(format_stamp(west.unwrap()), "20261125T080000Z");
+        assert_eq!(format_stamp(west.unwrap(), None), "20261125T080000Z");
         // A time exactly on a boundary belongs to the new period.
         let on = policy(Period::Minute, 0)
             .next_boundary(at(T - 18))
@@ -328,7 +385,7 @@ mod tests {
     #[test]
     fn a_namer_continues_after_an_earlier_run() {
         let earlier = parse_rotated("app", "app.20261124T142618Z.000007.log.gz").unwrap();
-        let mut namer = Namer::new("app", Some(earlier.position));
+        let mut namer = after(earlier.position);
         // Even with the clock now behind the earlier run.
         assert_eq!(namer.next(at(T - 60)), "app.20261124T142618Z.000008.log");
     }
@@ -336,7 +393,7 @@ mod tests {
     /// A millionth file in one stamp moves the stamp on instead of widening the sequence.
     #[test]
     fn the_sequence_never_grows_a_seventh_digit() {
-        let mut namer = Namer::new("app", Some((T, SEQ_LIMIT - 1)));
+        let mut namer = after((T, SEQ_LIMIT - 1));
         assert_eq!(namer.next(at(T)), "app.20261124T142619Z.000000.log");
     }
 
@@ -347,14 +404,14 @@ mod tests {
     fn names_never_wrap_past_the_last_stamp() {
         let end = parse_rotated("app", "app.99991231T235959Z.999999.log.gz").unwrap();
         assert_eq!(end.position, (MAX_STAMP, 999_999));
-        let mut namer = Namer::new("app", Some(end.position));
+        let mut namer = after(end.position);
         assert_eq!(namer.next(at(T)), "app.20261124T142618Z.000000.log");
         assert_eq!(namer.next(at(T)), "app.20261124T142618Z.000001.log");
-        let mut namer = Namer::new("app", Some((MAX_STAMP, 999_998)));
+        let mut namer = after((MAX_STAMP, 999_998));
         assert_eq!(namer.next(at(T)), "app.99991231T235959Z.999999.log");
         assert_eq!(namer.next(at(T)), "app.20261124T142618Z.000000.log");
         // A clock past year 9999 stays on the last stamp, and says when its names run out.
-        let mut namer = Namer::new("app", Some((MAX_STAMP, 999_998)));
+        let mut namer = after((MAX_STAMP, 999_998));
         namer.next(at(MAX_STAMP + 10));
         assert_eq!(
             namer.next(at(MAX_STAMP + 10)),
@@ -364,6 +421,68 @@ mod tests {
             let name = namer.next(at(MAX_STAMP + 10));
             assert!(name.starts_with("app.99991231T235959Z."), "{name}");
         }
+    }
+
+    /// Names in an offset carry the local time and the offset, parse back to the same UTC
+    /// position, and sort in write order for a fixed offset (negative, half-hour and zero
+    /// offsets too); a sequence of names in one offset continues after names in another.
+    #[test]
+    fn names_in_an_offset_carry_it_and_parse_back() {
+        for (offset, first) in [
+            (offset(2, 0), "app.20261124T162618+0200.000000.log"),
+            (offset(-8, 0), "app.20261124T062618-0800.000000.log"),
+            (offset(5, 30), "app.20261124T195618+0530.000000.log"),
+            (UtcOffset::UTC, "app.20261124T142618+0000.000000.log"),
+        ] {
+            let mut namer = Namer::new("app", Some(offset));
+            let names: Vec<String> = [T, T, T + 1, T + 3_600, T + 86_400]
+                .iter()
+                .map(|&t| namer.next(at(t)))
+                .collect();
+            assert_eq!(names[0], first);
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(names, sorted, "{offset}");
+            let positions: Vec<Position> = names
+                .iter()
+                .map(|n| parse_rotated("app", n).unwrap().position)
+                .collect();
+            assert_eq!(
+                positions,
+                [(T, 0), (T, 1), (T + 1, 0), (T + 3_600, 0), (T + 86_400, 0)],
+                "{offset}"
+            );
+            assert_eq!(
+                parse_rotated("app", &format!("{first}.gz"))
+                    .unwrap()
+                    .log_name,
+                first
+            );
+        }
+        // Continuing after UTC names of an earlier run, in another offset: after by time.
+        let mut namer = Namer::new("app", Some(offset(2, 0)));
+        let earlier = parse_rotated("app", "app.20261124T142618Z.000004.log").unwrap();
+        namer.continue_after([earlier.position].into_iter());
+        assert_eq!(namer.next(at(T)), "app.20261124T162618+0200.000005.log");
+        // The end of year 9999 in the offset is the end: no wrap, no fifth year digit.
+        let mut namer = Namer::new("app", Some(offset(2, 0)));
+        namer.last = Some((MAX_STAMP - 7_200, 999_999));
+        let name = namer.next(at(MAX_STAMP));
+        assert!(name.starts_with("app.99991231T235959+0200."), "{name}");
+        for bad in [
+            "app.20261124T162618+2400.000000.log",
+            "app.20261124T162618+0260.000000.log",
+            "app.20261124T162618*0200.000000.log",
+            "app.20261124T162618+020.000000.log",
+            "app.20261124T162618+02000.000000.log",
+            "app.20261124T162618Z0200.000000.log",
+        ] {
+            assert_eq!(parse_rotated("app", bad), None, "{bad}");
+        }
+    }
+
+    fn offset(hours: i8, minutes: i8) -> UtcOffset {
+        UtcOffset::from_hms(hours, minutes, 0).unwrap()
     }
 
     /// Only the exact rotated-name pattern is recognised; look-alikes and other files are not.

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::folder::{self, Folder};
-use crate::rotation::{Namer, Policy, LAST_POSITION};
+use crate::rotation::{Namer, Policy};
 use crate::stats::Shared;
 use crate::writer::ActiveFile;
 use crate::Error;
 
-/// Opens the active file (creating it with `mode` if missing) after rotating a stale one, and
+/// Opens the active file (creating it with `mode` if missing) after rotating a stale one
+/// (rotated names are stamped in `names_offset` if given, else in UTC), and
 /// returns it with what must be written before the first event: a newline if the file ends in
 /// a cut-short line (a crash mid-write), so that the next line starts clean.
 ///
@@ -23,6 +24,7 @@ use crate::Error;
 pub(crate) fn open_active(
     folder: Arc<Folder>,
     policy: Policy,
+    names_offset: Option<time::UtcOffset>,
     mode: Option<u32>,
     now: SystemTime,
     shared: &Shared,
@@ -33,15 +35,8 @@ pub(crate) fn open_active(
         path: path.clone(),
         source: Arc::new(source),
     };
-    // Continue after the newest name that can be followed: the very last name there is
-    // (only a planted or corrupt file has it) cannot be.
-    let last = folder
-        .rotated()
-        .into_iter()
-        .map(|e| e.rotated.position)
-        .filter(|position| *position < LAST_POSITION)
-        .max();
-    let namer = Namer::new(folder.base(), last);
+    let mut namer = Namer::new(folder.base(), names_offset);
+    namer.continue_after(folder.rotated().into_iter().map(|e| e.rotated.position));
     let file = folder.open_active(mode).map_err(open_error)?;
     let mut active = ActiveFile {
         folder,

@@ -20,7 +20,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use crate::error::ROTATED_SUFFIX_LEN;
 use crate::rotation::{parse_rotated, RotatedName};
 use crate::Error;
 
@@ -73,14 +72,14 @@ pub(crate) struct Folder {
 }
 
 impl Folder {
-    /// Creates the folder if missing, checks that the sink's longest names fit its file
-    /// system, and takes the lock for `base` in it.
+    /// Creates the folder if missing, checks that the sink's longest names (`base` and
+    /// `suffix_len` bytes) fit its file system, and takes the lock for `base` in it.
     ///
     /// # Errors
     /// [`Error::NotADirectory`], [`Error::CreateDirectory`], [`Error::Open`] (the folder or
     /// the lock file), [`Error::FileNameTooLong`], or [`Error::InUse`] when another sink holds
     /// the lock.
-    pub(crate) fn open(path: &Path, base: &str) -> Result<Folder, Error> {
+    pub(crate) fn open(path: &Path, base: &str, suffix_len: usize) -> Result<Folder, Error> {
         create_directory(path)?;
         let dir = sys::Dir::open(path).map_err(|source| Error::Open {
             path: path.to_path_buf(),
@@ -88,7 +87,7 @@ impl Folder {
         })?;
         // Before the lock: a name too long for the rotated names is too long for nothing
         // to be made in the folder either.
-        let longest = dir.name_max().saturating_sub(ROTATED_SUFFIX_LEN);
+        let longest = dir.name_max().saturating_sub(suffix_len);
         if base.len() > longest {
             return Err(Error::FileNameTooLong {
                 file_name: base.to_owned(),

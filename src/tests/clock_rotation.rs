@@ -183,11 +183,17 @@ fn is_rotated_name(name: &str) -> bool {
         return false;
     };
     let b = stamp.as_bytes();
-    b.len() == 16
+    // `Z`, or an offset such as `+0530` (names in the sink's UTC offset).
+    let zone = match b.get(15..) {
+        Some(b"Z") => true,
+        Some([b'+' | b'-', rest @ ..]) => rest.len() == 4 && rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    b.len() >= 16
         && b[..8].iter().all(u8::is_ascii_digit)
         && b[8] == b'T'
         && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'Z'
+        && zone
         && seq.len() == 6
         && seq.bytes().all(|c| c.is_ascii_digit())
 }
@@ -401,6 +407,51 @@ fn day_period_at_plus_0530_rotates_at_1830_utc_not_at_utc_midnight() {
             &[utc(2026, 11, 25, 18, 30, 0)],
         ],
     );
+}
+
+/// With `names_in_utc_offset(true)`, day rotation at +05:30 names each rotated file after the
+/// local time of its first event, marked `+0530` (`app.20261124T233000+0530.000000.log` for
+/// 18:00 UTC), the files split as in UTC, the names sort in write order, and compression and
+/// retention (`keep_files(2)`, which reads the names back) keep the newest two.
+#[test]
+fn names_in_the_offset_carry_local_time_and_sort_in_write_order() {
+    let times = [
+        nov24(18, 0, 0),
+        nov24(18, 30, 0),
+        utc(2026, 11, 25, 18, 30, 0),
+        utc(2026, 11, 26, 18, 30, 0),
+        utc(2026, 11, 27, 18, 30, 0),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let clock = MockClock::new(times[0]);
+    let stats = run_sink(
+        builder(tmp.path())
+            .rotate_every(Period::Day)
+            .utc_offset(offset(5, 30))
+            .names_in_utc_offset(true)
+            .compression(Compression::Gzip { level: 6 })
+            .keep_files(2),
+        &clock,
+        |guard| {
+            for (seq, t) in times.iter().enumerate() {
+                log_at(guard, &clock, *t, seq as u64);
+            }
+        },
+    );
+    assert_eq!(stats.rotations, 4);
+    assert_eq!(stats.files_deleted, 2);
+    let files = read_logs(tmp.path());
+    let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "app.20261126T000000+0530.000000.log.gz",
+            "app.20261127T000000+0530.000000.log.gz",
+            "app.log"
+        ]
+    );
+    let seqs: Vec<u64> = files.iter().flat_map(LogFile::seqs).collect();
+    assert_eq!(seqs, [2, 3, 4]);
 }
 
 /// Hour rotation at +05:30 happens at half past each UTC hour; the top of the UTC hour does
