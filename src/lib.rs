@@ -21,13 +21,6 @@
 //!   pieces on up to four threads ([`Compression`]), and pruned by count, total size and
 //!   age; a crash is repaired at the next start.
 //!
-//! The module-level pieces, in the order an event travels: the layer (`layer`, with field
-//! encoding in `encode` and the thread's entered spans in `current`), the record that crosses
-//! the channel and the channel itself (`record`, `queue`), the writer (`writer`, with `format`
-//! and `rotation`), compression and retention (`janitor`, `compress`, `retention`), the
-//! folder and every file operation in it (`folder`), start-up (`startup`), the builder and its
-//! errors (`builder`, `error`), and the guard (`guard`, `stats`).
-//!
 //! # Example
 //!
 //! ```
@@ -120,6 +113,11 @@ mod stats;
 #[cfg(test)]
 mod tests;
 mod writer;
+
+// The README's Rust snippets are compiled (and the runnable ones run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use builder::{Builder, LogSink, Overflow, MAX_QUEUE_CAPACITY};
 pub use compress::Compression;
