@@ -287,6 +287,9 @@ fn shutdown_from_another_thread_while_one_still_logs() {
         .max_file_size(MAX_FILE_SIZE)
         .compression(Compression::Gzip { level: 6 })
         .overflow(Overflow::Block)
+        // The checks read every rotated file back as `.gz`: shutdown must compress the whole
+        // backlog however long a loaded debug build takes (the default stops at 5 s).
+        .shutdown_timeout(Duration::from_secs(600))
         .build()
         .expect("building the sink");
     // Outlives the guard: the final counts include the drops counted after shutdown returned.
@@ -535,6 +538,7 @@ fn drop_newest_with_a_tiny_queue_counts_every_event() {
         .overflow(Overflow::DropNewest)
         .max_file_size(MAX_FILE_SIZE)
         .compression(Compression::Gzip { level: 6 })
+        .shutdown_timeout(Duration::from_secs(600)) // every rotated file is read back as .gz
         .build()
         .expect("building the sink");
     let dispatch = rotation_util::dispatch(layer);
