@@ -12,6 +12,12 @@
 //!   values, such as messages with arguments) and sends nothing: the least a sink that records
 //!   what the caller passed can do on the calling thread.
 //!
+//! `logsink-writer` is tracing-subscriber's `fmt::layer().json()` writing through logsink's
+//! `SinkWriter` (`Builder::build_writer`), with gzip and rotation as `logsink-gzip6`;
+//! `logsink-writer-none` the same without compression, as tracing-appender writes. Like
+//! tracing-appender's writer, and unlike the logsink layer, they format each event on the
+//! calling thread, so their caller latency includes fmt's JSON formatting.
+//!
 //! The ratios against tracing-appender are taken within each round, whose runs follow each
 //! other closely, and their median over the rounds is printed with the lowest and highest:
 //! on a shared machine a slow spell then weighs on both sides of a ratio.
@@ -37,7 +43,13 @@ const THREADS: usize = 4;
 const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The sinks compared.
-const SINKS: [&str; 3] = ["tracing-appender", "logsink-gzip6", "logsink-none"];
+const SINKS: [&str; 5] = [
+    "tracing-appender",
+    "logsink-gzip6",
+    "logsink-none",
+    "logsink-writer",
+    "logsink-writer-none",
+];
 /// A registry with a layer that does nothing: the floor for caller latency (timer included).
 const NOOP: &str = "noop-layer";
 /// A registry with a layer that copies the event's field values and does nothing else.
@@ -208,6 +220,28 @@ fn make_sink(sink: &str, dir: &Path) -> (Dispatch, Finish) {
                 }),
             )
         }
+        "logsink-writer" | "logsink-writer-none" => {
+            let compression = if sink == "logsink-writer" {
+                logsink::Compression::Gzip { level: 6 }
+            } else {
+                logsink::Compression::None
+            };
+            let (writer, guard) = logsink::LogSink::builder()
+                .directory(dir)
+                .max_file_size(ROTATE_BYTES)
+                .compression(compression)
+                .build_writer()
+                .unwrap();
+            let layer = tracing_subscriber::fmt::layer().json().with_writer(writer);
+            let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+            (
+                dispatch,
+                Box::new(move || {
+                    let stats = guard.shutdown_blocking().unwrap();
+                    stats.events_dropped
+                }),
+            )
+        }
         _ => {
             let compression = if sink.ends_with("gzip6") {
                 logsink::Compression::Gzip { level: 6 }
@@ -351,6 +385,12 @@ fn report(results: &BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>, roun
             get("throughput", sink, "dropped") + get("latency", sink, "dropped"),
         );
     }
+    println!(
+        "\nWho formats: tracing-appender and logsink-writer(-none) (fmt::layer().json() into \
+         SinkWriter; gzip 6, or none as tracing-appender) format each event on the calling \
+         thread; the logsink layer rows only copy the values there and format on the writer \
+         thread."
+    );
     println!("\nfloors, timed the same way:\n");
     for (floor, what) in [
         (NOOP, "registry + a layer that does nothing"),

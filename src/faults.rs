@@ -25,6 +25,9 @@ pub(crate) struct Faults {
     pub(crate) panic_in_write: AtomicBool,
     /// Compressions wait at their start until this is cleared (a janitor that lags).
     pub(crate) hold_compressions: AtomicBool,
+    /// The next write stops after this many bytes and fails with ENOSPC (a disk that fills
+    /// up in the middle of a write); 0: off.
+    pub(crate) cut_next_write: AtomicUsize,
 }
 
 const ENOSPC: i32 = 28;
@@ -49,6 +52,19 @@ impl Faults {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         Self::check(&self.writes, ENOSPC)
+    }
+
+    /// Where the next write of `len` bytes is cut short, if it is (see `cut_next_write`).
+    pub(crate) fn cut(&self, len: usize) -> Option<usize> {
+        match self.cut_next_write.swap(0, Relaxed) {
+            0 => None,
+            at => Some(at.min(len)),
+        }
+    }
+
+    /// The error a write cut short fails with.
+    pub(crate) fn cut_error() -> io::Error {
+        io::Error::from_raw_os_error(ENOSPC)
     }
 
     pub(crate) fn rename(&self) -> io::Result<()> {

@@ -97,6 +97,11 @@ impl LineFormatter {
 
     /// Appends `record` as one `\n`-terminated line to `out`.
     pub(crate) fn format(&mut self, record: &Record, time: SystemTime, out: &mut Vec<u8>) {
+        if record.is_raw() {
+            // A line from a `SinkWriter`, formatted by its user: written as it is.
+            out.extend_from_slice(&record.buf);
+            return;
+        }
         match self.format {
             Format::Json => self.json(record, time, out),
             Format::Text => self.text(record, time, out),

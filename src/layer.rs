@@ -63,7 +63,7 @@ impl SinkLayer {
     /// queue and is never blocked on it, so nobody needs waking. Only a full queue wakes the
     /// writer early (an `unpark`) before waiting for room or dropping.
     #[inline]
-    fn send(&self, record: Record) {
+    pub(crate) fn send(&self, record: Record) {
         let large = record.buf.len();
         if large > LARGE_EVENT && !self.reserve(large) {
             return;

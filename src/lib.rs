@@ -54,7 +54,9 @@
 //! A program usually installs the layer globally with
 //! `tracing_subscriber::registry().with(layer).init()` and keeps the guard in `main` until it
 //! returns. [`Builder::build_scoped`] gives a [`ScopedSink`] instead, which owns the sink's
-//! life around one future or closure.
+//! life around one future or closure. [`Builder::build_writer`] gives a [`SinkWriter`]: a
+//! `tracing_subscriber::fmt::MakeWriter` that takes lines formatted by someone else (such as
+//! `fmt::layer().with_writer(writer)`) through the same queue, rotation and compression.
 //!
 //! # Guarantees
 //!
@@ -103,6 +105,7 @@ mod format;
 mod guard;
 mod janitor;
 mod layer;
+mod make_writer;
 mod queue;
 mod record;
 mod retention;
@@ -125,6 +128,7 @@ pub use error::Error;
 pub use format::Format;
 pub use guard::SinkGuard;
 pub use layer::SinkLayer;
+pub use make_writer::{EventWriter, SinkWriter};
 pub use rotation::Period;
 pub use scope::ScopedSink;
 pub use stats::{Stats, StatsHandle};

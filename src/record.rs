@@ -31,7 +31,8 @@ pub(crate) const LARGE_EVENT: usize = 4096;
 /// Capacity of a freshly allocated record buffer: a typical event fits without growing.
 pub(crate) const INITIAL_CAPACITY: usize = 256;
 
-/// One event, encoded by the caller.
+/// One event, encoded by the caller; or a finished line from a
+/// [`SinkWriter`](crate::SinkWriter) (see [`Record::raw`]).
 #[derive(Debug)]
 pub(crate) struct Record {
     /// The event's callsite metadata: level, target, and the field names that `buf` refers to by
@@ -46,6 +47,52 @@ pub(crate) struct Record {
     pub(crate) buf: Vec<u8>,
     pub(crate) fields_len: usize,
     pub(crate) span_end: usize,
+}
+
+/// Marks a [`Record`] that holds a finished line from a
+/// [`SinkWriter`](crate::SinkWriter) (`Record::raw`): the writer copies its bytes as they are.
+/// A marker in the metadata rather than a field of its own keeps the record, and with it the
+/// queue's slots, the size they are; layer events never point here.
+static RAW_LINE: Metadata<'static> = Metadata::new(
+    "line",
+    "logsink",
+    tracing::Level::INFO,
+    None,
+    None,
+    None,
+    tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&RawLineCallsite)),
+    tracing::metadata::Kind::EVENT,
+);
+
+/// The callsite [`RAW_LINE`] names; it is never registered with a dispatcher.
+struct RawLineCallsite;
+
+impl tracing::callsite::Callsite for RawLineCallsite {
+    fn set_interest(&self, _: tracing::subscriber::Interest) {}
+    fn metadata(&self) -> &Metadata<'_> {
+        &RAW_LINE
+    }
+}
+
+impl Record {
+    /// A finished line (or lines, from a formatter that writes several per event) stamped at
+    /// `time`. `buf` ends with `\n`.
+    pub(crate) fn raw(buf: Vec<u8>, time: Stamp) -> Record {
+        debug_assert_eq!(buf.last(), Some(&b'\n'));
+        Record {
+            meta: &RAW_LINE,
+            time,
+            buf,
+            fields_len: 0,
+            span_end: 0,
+        }
+    }
+
+    /// Whether this record is a finished line (see [`Record::raw`]) rather than an event.
+    #[inline]
+    pub(crate) fn is_raw(&self) -> bool {
+        std::ptr::eq(self.meta, &RAW_LINE)
+    }
 }
 
 /// A message from the guard to the writer.

@@ -10,7 +10,8 @@ use crate::Error;
 /// returned by shutdown.
 ///
 /// Every event a caller emitted through the layer ends up in exactly one of `events_written`
-/// and `events_dropped`. The `Stats` returned by shutdown can miss an event that raced with it
+/// and `events_dropped`; so does every record sent through a [`SinkWriter`](crate::SinkWriter)
+/// (one per event its formatter wrote, or per line written to it directly). The `Stats` returned by shutdown can miss an event that raced with it
 /// (started before shutdown began, reached the queue after its marker): the writer counts it as
 /// dropped just after. A [`StatsHandle`] read once every caller is done shows the final count.
 #[derive(Debug, Clone, Default)]

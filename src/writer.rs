@@ -174,7 +174,8 @@ pub(crate) struct Writer {
     /// Overflow drops already reported in the log (see `report_overflow`).
     reported_drops: u64,
     /// End offsets in `out` of lines that are not events (the newline after a cut-short line,
-    /// drop reports), so that a partial write counts only whole event lines as written.
+    /// drop reports, the lines of a raw record but its last), so that a partial write counts
+    /// only whole events as written.
     others: Vec<usize>,
 }
 
@@ -424,7 +425,10 @@ impl Writer {
         // The caller reserved a large record's bytes of the queue's budget (`SinkLayer::send`).
         self.shared.release_large(record.buf.len());
         let time = self.timebase.wall(record.time);
-        self.append_line(time, |formatter, out| formatter.format(&record, time, out));
+        let start = self.append_line(time, |formatter, out| formatter.format(&record, time, out));
+        if record.is_raw() {
+            self.mark_inner_line_ends(start);
+        }
         self.out_events += 1;
         // For a shutdown that times out, or a panic: what the writer holds unwritten.
         self.shared.pending.store(self.out_events, Relaxed);
@@ -440,13 +444,30 @@ impl Writer {
         }
     }
 
+    /// A raw record (from a `SinkWriter`) may hold several lines, e.g. from a formatter that
+    /// writes one event over several: the newlines inside the record at `out[start..]` are
+    /// marked as ends of lines that are not events, so that a partial write counts the record
+    /// written only with its last line.
+    fn mark_inner_line_ends(&mut self, start: usize) {
+        let inner = &self.out[start..self.out.len().saturating_sub(1)];
+        if inner.contains(&b'\n') {
+            let ends = inner
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(i, _)| start + i + 1);
+            self.others.extend(ends);
+        }
+    }
+
     /// Appends one line (written by `write`) for the active file, rotating first if the line's
     /// time crosses the period boundary or the line would take the file past its size limit.
+    /// Returns where the line starts in `out`.
     fn append_line(
         &mut self,
         time: SystemTime,
         write: impl FnOnce(&mut LineFormatter, &mut Vec<u8>),
-    ) {
+    ) -> usize {
         if self.active.next_boundary.is_some_and(|b| time >= b) {
             self.rotate(time);
         }
@@ -470,6 +491,7 @@ impl Writer {
         if self.flush_due.is_none() {
             self.flush_due = Some(deadline(self.flush_interval));
         }
+        self.out.len() - line_len as usize
     }
 
     /// Writes one WARN line with the number of events a full queue refused since the last such

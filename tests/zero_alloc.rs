@@ -8,6 +8,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use std::io::Write;
+
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
 struct Counting;
@@ -145,5 +148,105 @@ fn steady_state(format: logsink::Format) {
     assert!(
         windows.iter().all(|&n| n <= 4 * 32),
         "{format:?}: more than a few buffer batches in a window: {windows:?}"
+    );
+}
+
+/// Allocations made by `emit` on this thread, per window of 10,000 calls after a warm-up of
+/// 100,000, measured as [`steady_state`] measures them (until a window allocates nothing, at
+/// most [`WINDOWS`]).
+fn windows(mut emit: impl FnMut(u64)) -> Vec<u64> {
+    for i in 0..100_000 {
+        emit(i);
+    }
+    let mut windows = Vec::new();
+    for _ in 0..WINDOWS {
+        let before = ALLOCATIONS.load(Relaxed);
+        COUNTED.with(|c| c.set(true));
+        for i in 0..10_000 {
+            emit(i);
+        }
+        COUNTED.with(|c| c.set(false));
+        windows.push(ALLOCATIONS.load(Relaxed) - before);
+        if windows.last() == Some(&0) {
+            break;
+        }
+    }
+    windows
+}
+
+/// A `SinkWriter` allocates nothing per record in steady state: records written through
+/// `make_writer` (as tracing-subscriber's formatter writes them) and lines written to it
+/// directly travel in recycled buffers.
+#[test]
+fn the_writer_allocates_nothing_per_record_in_steady_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, guard) = logsink::LogSink::builder()
+        .directory(dir.path())
+        .queue_capacity(1024)
+        .build_writer()
+        .unwrap();
+    let line = br#"{"timestamp":"2026-11-24T14:26:18.169272Z","level":"INFO","fields":{"message":"served","status":200},"target":"app"}"#;
+    let windows = windows(|i| {
+        if i % 2 == 0 {
+            let mut record = writer.make_writer();
+            record.write_all(&line[..40]).unwrap();
+            record.write_all(&line[40..]).unwrap();
+            record.write_all(b"\n").unwrap();
+        } else {
+            writer.write_all(line).unwrap();
+            writer.write_all(b"\n").unwrap();
+        }
+    });
+    drop(writer);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(
+        stats.events_written,
+        100_000 + 10_000 * windows.len() as u64
+    );
+    assert_eq!(
+        windows.last(),
+        Some(&0),
+        "allocations per window: {windows:?}"
+    );
+    assert!(
+        windows.iter().all(|&n| n <= 4 * 32),
+        "more than a few buffer batches in a window: {windows:?}"
+    );
+}
+
+/// Allocation windows of tracing-subscriber's text formatter writing into `make_writer`.
+fn fmt_windows<M>(make_writer: M) -> Vec<u64>
+where
+    M: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(make_writer);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(fmt), || {
+        let span = tracing::info_span!("request", id = 7);
+        let _entered = span.enter();
+        windows(emit)
+    })
+}
+
+/// tracing-subscriber's formatter allocates no more per event writing through a `SinkWriter`
+/// than writing into `io::sink()`: the sink adds nothing to what the formatter itself does.
+#[test]
+fn the_writer_adds_no_allocation_to_the_formatter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (writer, guard) = logsink::LogSink::builder()
+        .directory(dir.path())
+        .queue_capacity(1024)
+        .build_writer()
+        .unwrap();
+    let baseline = fmt_windows(std::io::sink);
+    let ours = fmt_windows(writer);
+    let stats = guard.shutdown_blocking().unwrap();
+    assert_eq!(stats.events_written, 100_000 + 10_000 * ours.len() as u64);
+    let least = |w: &[u64]| *w.iter().min().unwrap();
+    assert!(
+        least(&ours) <= least(&baseline),
+        "allocations per window of 10,000 events: fmt into io::sink {baseline:?}, \
+         fmt into the sink {ours:?}"
     );
 }

@@ -226,6 +226,11 @@ impl Folder {
         if let Err(e) = self.faults.write() {
             return (0, Err(e));
         }
+        #[cfg(test)]
+        if let Some(at) = self.faults.cut(buf.len()) {
+            let (written, result) = self.write(file, &buf[..at]);
+            return (written, result.and(Err(crate::faults::Faults::cut_error())));
+        }
         let mut written = 0;
         while written < buf.len() {
             match file.write(&buf[written..]) {
