@@ -110,6 +110,8 @@ mod format;
 mod guard;
 mod janitor;
 mod layer;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod queue;
 mod record;
 mod retention;

@@ -46,6 +46,9 @@ pub(crate) struct Record {
     pub(crate) buf: Vec<u8>,
     pub(crate) fields_len: usize,
     pub(crate) span_end: usize,
+    /// The OpenTelemetry ids of the event's span, if the sink writes them.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) otel_ids: crate::otel::Ids,
 }
 
 /// A message from the guard to the writer.
