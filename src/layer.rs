@@ -286,6 +286,10 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = &self.otel {
+            otel.on_new_span(&span);
+        }
         // Two sinks on one registry share the rendering: it depends only on the span.
         if span.extensions().get::<SpanFields>().is_some() {
             return;

@@ -9,7 +9,9 @@
 //! (tracing-opentelemetry starts it when the span is first entered, or when its context is
 //! asked for). So the ids are read the way `Span::context()` reads them, through
 //! [`tracing_opentelemetry::get_otel_context`]: it starts the span if needed and returns its
-//! context, whose span context carries the final ids.
+//! context, whose span context carries the final ids. Those never change once the span has
+//! started, so the first event that finds them keeps them in the span ([`Known`]), and the
+//! span's later events copy them without asking tracing-opentelemetry again.
 //!
 //! That function needs the [`Dispatch`] the span lives in. Inside `on_event` the thread's
 //! default dispatcher is the global one when no scoped dispatcher exists anywhere (tracing's
@@ -28,7 +30,7 @@ use tracing::span::Id;
 use tracing::subscriber::NoSubscriber;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::{Builder, SinkLayer};
 
@@ -55,9 +57,10 @@ impl Builder {
     /// started by it (as its first `enter` would; `set_parent` on it fails afterwards). It
     /// takes tracing-opentelemetry's lock on the span's data, so code that runs while
     /// tracing-opentelemetry holds that lock, such as a sampler or span processor starting a
-    /// span, must not emit events into this subscriber. It costs a few atomic operations per
-    /// event; without this option, nothing. JSON only: [`Format::Text`](crate::Format::Text)
-    /// lines do not change.
+    /// span, must not emit events into this subscriber. The first event in a span looks its
+    /// ids up, later ones copy them from the span: a few atomic operations per event, and no
+    /// allocation; without this option, nothing. JSON only:
+    /// [`Format::Text`](crate::Format::Text) lines do not change.
     ///
     /// ```
     /// use opentelemetry::trace::TracerProvider as _;
@@ -131,6 +134,13 @@ fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// A span's ids once a lookup has found them, so that later events in the span copy them
+/// without asking tracing-opentelemetry. Put into the span's extensions when it is created
+/// (sinks on one registry share it: the ids depend only on the span), so that an event
+/// allocates nothing.
+#[derive(Default)]
+struct Known(OnceLock<Ids>);
+
 /// A layer's means of finding ids: present only when the option is on.
 #[derive(Debug, Default)]
 pub(crate) struct Lookup {
@@ -164,6 +174,17 @@ impl Lookup {
         let _ = self.dispatch.set(dispatch.downgrade());
     }
 
+    /// Makes room for the ids of a span just created.
+    pub(crate) fn on_new_span<S>(&self, span: &SpanRef<'_, S>)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let mut extensions = span.extensions_mut();
+        if extensions.get_mut::<Known>().is_none() {
+            extensions.insert(Known::default());
+        }
+    }
+
     /// The ids of `event`'s span: its explicit parent, else the current span.
     fn ids<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> Ids
     where
@@ -173,23 +194,39 @@ impl Lookup {
         let Some(span) = ctx.event_span(event) else {
             return Ids::NONE;
         };
+        // The extensions' lock is not held across the lookup, which takes it too.
+        let known = span
+            .extensions()
+            .get::<Known>()
+            .and_then(|known| known.0.get().copied());
+        if let Some(ids) = known {
+            return ids;
+        }
         if LOOKING_UP.try_with(|flag| flag.replace(true)) != Ok(false) {
             return Ids::NONE;
         }
-        let _looking_up = LookingUp;
+        let looking_up = LookingUp;
         let id = span.id();
         // Outside any scoped dispatcher the default is the global one, which this event came
         // through; under one, tracing gives code inside a dispatch the no-op dispatcher.
         let global = dispatcher::get_default(|dispatch| {
             (!dispatch.is::<NoSubscriber>()).then(|| ids_in(dispatch, &id))
         });
-        match global {
+        let ids = match global {
             Some(ids) => ids,
             None => match self.dispatch.get().and_then(WeakDispatch::upgrade) {
                 Some(dispatch) => ids_in(&dispatch, &id),
                 None => Ids::NONE,
             },
+        };
+        drop(looking_up);
+        // Valid ids come from a started OpenTelemetry span, whose ids never change.
+        if !ids.is_none() {
+            if let Some(known) = span.extensions().get::<Known>() {
+                let _ = known.0.set(ids);
+            }
         }
+        ids
     }
 }
 
