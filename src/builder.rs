@@ -89,6 +89,7 @@ impl LogSink {
 /// | [`max_total_size`](Builder::max_total_size) | unlimited | 0 |
 /// | [`max_age`](Builder::max_age) | unlimited | zero |
 /// | `file_mode` (Unix) | `0o644` less the umask | bits outside `0o7777` |
+/// | `with_opentelemetry_ids` (feature `opentelemetry`) | `false` | — |
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build()` is called"]
 pub struct Builder {
@@ -111,6 +112,8 @@ pub struct Builder {
     file_mode: Option<u32>,
     shutdown_timeout: Duration,
     names_in_utc_offset: bool,
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) opentelemetry_ids: bool,
     #[cfg(test)]
     faults: Arc<crate::faults::Faults>,
 }
@@ -137,6 +140,8 @@ impl Default for Builder {
             file_mode: None,
             shutdown_timeout: Duration::from_secs(10),
             names_in_utc_offset: false,
+            #[cfg(feature = "opentelemetry")]
+            opentelemetry_ids: false,
             #[cfg(test)]
             faults: Arc::default(),
         }
@@ -427,6 +432,8 @@ impl Builder {
             format: self.format,
             thread_names: self.thread_names,
             thread_name_width: Default::default(),
+            #[cfg(feature = "opentelemetry")]
+            otel: crate::otel::Lookup::new(self.opentelemetry_ids && self.format == Format::Json),
         };
         Ok((
             layer,

@@ -1,7 +1,7 @@
 //! Turning a [`Record`] into one line (writer side), in the sink's [`Format`].
 //!
 //! JSON key order follows `tracing_subscriber::fmt::layer().json()`: `timestamp`, `level`,
-//! `fields`, `target`, `filename` and `line_number` (if enabled), then `span` and `spans` when
+//! (`trace_id` and `span_id` with the `opentelemetry` feature's option, inside a span) `fields`, `target`, `filename` and `line_number` (if enabled), then `span` and `spans` when
 //! the event is inside one, then `threadName` (if enabled). The text format follows
 //! tracing-subscriber's default (full) format without colours.
 
@@ -150,7 +150,10 @@ impl LineFormatter {
         self.timestamp(time, out);
         out.extend_from_slice(b"\",\"level\":\"");
         out.extend_from_slice(level_str(record.meta.level()).as_bytes());
-        out.extend_from_slice(b"\",\"fields\":{");
+        out.push(b'"');
+        #[cfg(feature = "opentelemetry")]
+        crate::otel::push_json(&record.otel_ids, out);
+        out.extend_from_slice(b",\"fields\":{");
         let fields = &record.buf[..record.fields_len];
         if self.callsites.len() >= MAX_CALLSITES {
             self.callsites.clear();
@@ -320,6 +323,8 @@ mod tests {
                 buf: Vec::new(),
                 fields_len: 0,
                 span_end: 0,
+                #[cfg(feature = "opentelemetry")]
+                otel_ids: crate::otel::Ids::NONE,
             };
             out.clear();
             f.format(&record, UNIX_EPOCH, &mut out);

@@ -54,6 +54,9 @@ pub struct SinkLayer {
     /// right-aligned to it, as tracing-subscriber aligns them, so the columns after them line
     /// up. Written only when a longer name comes, so its cache line stays shared.
     pub(crate) thread_name_width: AtomicUsize,
+    /// Looks up OpenTelemetry ids for each event, when the sink writes them.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) otel: Option<crate::otel::Lookup>,
 }
 
 impl SinkLayer {
@@ -274,8 +277,19 @@ impl<S> Layer<S> for SinkLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        if let Some(otel) = &self.otel {
+            otel.register(dispatch);
+        }
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = &self.otel {
+            otel.on_new_span(&span);
+        }
         // Two sinks on one registry share the rendering: it depends only on the span.
         if span.extensions().get::<SpanFields>().is_some() {
             return;
@@ -346,6 +360,8 @@ where
             buf,
             fields_len,
             span_end,
+            #[cfg(feature = "opentelemetry")]
+            otel_ids: self.otel_ids(event, &ctx),
         });
     }
 }

@@ -106,6 +106,8 @@ mod guard;
 mod janitor;
 mod layer;
 mod make_writer;
+#[cfg(feature = "opentelemetry")]
+mod otel;
 mod queue;
 mod record;
 mod retention;

@@ -47,6 +47,9 @@ pub(crate) struct Record {
     pub(crate) buf: Vec<u8>,
     pub(crate) fields_len: usize,
     pub(crate) span_end: usize,
+    /// The OpenTelemetry ids of the event's span, if the sink writes them.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) otel_ids: crate::otel::Ids,
 }
 
 /// Marks a [`Record`] that holds a finished line from a
@@ -85,6 +88,8 @@ impl Record {
             buf,
             fields_len: 0,
             span_end: 0,
+            #[cfg(feature = "opentelemetry")]
+            otel_ids: crate::otel::Ids::NONE,
         }
     }
 

@@ -250,3 +250,56 @@ fn the_writer_adds_no_allocation_to_the_formatter() {
          fmt into the sink {ours:?}"
     );
 }
+
+/// The same with OpenTelemetry ids in each line: looking them up allocates nothing either. The
+/// OpenTelemetry layer sees spans only (a per-layer filter), since its own handling of an
+/// event allocates, and this test counts every allocation on the logging thread.
+#[cfg(feature = "opentelemetry")]
+#[test]
+fn opentelemetry_ids_allocate_nothing_per_event() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::filter::filter_fn;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = logsink::LogSink::builder()
+        .directory(dir.path())
+        .queue_capacity(1024)
+        .with_opentelemetry_ids(true)
+        .build()
+        .unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("zero-alloc"))
+        .with_filter(filter_fn(|meta| meta.is_span()));
+    let subscriber = tracing_subscriber::registry().with(otel).with(layer);
+    let windows = tracing::subscriber::with_default(subscriber, || {
+        let _outer = tracing::info_span!("server", port = 8080).entered();
+        let _inner = tracing::info_span!("request", id = 7).entered();
+        for i in 0..100_000 {
+            emit(i);
+        }
+        let mut windows = Vec::new();
+        for _ in 0..WINDOWS {
+            let before = ALLOCATIONS.load(Relaxed);
+            COUNTED.with(|c| c.set(true));
+            for i in 0..10_000 {
+                emit(i);
+            }
+            COUNTED.with(|c| c.set(false));
+            windows.push(ALLOCATIONS.load(Relaxed) - before);
+            if windows.last() == Some(&0) {
+                break;
+            }
+        }
+        windows
+    });
+    guard.shutdown_blocking().unwrap();
+    provider.shutdown().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    assert!(text.lines().all(|line| line.contains(r#","trace_id":""#)));
+    assert_eq!(
+        windows.last(),
+        Some(&0),
+        "allocations per window of 10,000 events: {windows:?}"
+    );
+}
