@@ -262,8 +262,8 @@ impl Builder {
         self
     }
 
-    /// Write each event's level (the `level` key in JSON), as tracing-subscriber's
-    /// `with_level` does. Default: `true`.
+    /// Write each event's level (the `level` key in JSON, the padded level in text), as
+    /// tracing-subscriber's `with_level` does. Default: `true`.
     pub fn with_level(mut self, enabled: bool) -> Self {
         self.line.level = enabled;
         self
@@ -286,14 +286,14 @@ impl Builder {
         self
     }
 
-    /// Write the source file of each event (the `filename` key in JSON), as
+    /// Write the source file of each event (the `filename` key in JSON, `file:` in text), as
     /// tracing-subscriber's `with_file` does. Default: `false`.
     pub fn with_file(mut self, enabled: bool) -> Self {
         self.line.file = enabled;
         self
     }
 
-    /// Write the source line of each event (the `line_number` key in JSON), as
+    /// Write the source line of each event (the `line_number` key in JSON, `line:` in text), as
     /// tracing-subscriber's `with_line_number` does. Default: `false`.
     pub fn with_line_number(mut self, enabled: bool) -> Self {
         self.line.line_number = enabled;

@@ -1070,12 +1070,14 @@ fn each_option_alone_matches_the_reference() {
 }
 
 /// Combinations of the options (all off, all on, flattened without span list, without
-/// anything before the span keys, ...), all on one registry at once: each sink matches the
-/// reference layer with its options, so sinks with different options share spans correctly.
+/// anything before the span keys, ...) and the defaults, all on one registry at once: each sink
+/// matches the reference layer with its options, so sinks with different options share spans
+/// correctly.
 #[test]
 fn combinations_of_options_match_the_reference() {
     let d = Opts::DEFAULT;
     let sets = [
+        d,
         Opts::ALL_OFF,
         Opts::all_on(offset(2, 0)),
         Opts::all_on(UtcOffset::UTC),
