@@ -11,7 +11,7 @@ use crate::compress::Compression;
 use crate::folder::Folder;
 use crate::format::{LineFormatter, LineOptions};
 use crate::janitor::Janitor;
-use crate::layer::{JsonSpans, SpanPart};
+use crate::layer::JsonSpans;
 use crate::record;
 use crate::retention::Retention;
 use crate::rotation::{Period, Policy};
@@ -494,11 +494,7 @@ impl Builder {
             id: crate::layer::next_layer_id(),
             queue_bytes: self.queue_bytes,
             format: self.format,
-            span_part: match self.format {
-                Format::Text => SpanPart::Text,
-                _ if self.json_spans == JsonSpans::NONE => SpanPart::None,
-                _ => SpanPart::Json(self.json_spans),
-            },
+            json_spans: self.json_spans,
             thread_part: self.thread_names || self.thread_ids,
             thread_names: self.thread_names,
             thread_ids: self.thread_ids,

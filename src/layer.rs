@@ -48,8 +48,10 @@ pub struct SinkLayer {
     /// The byte budget for large records in the queue.
     pub(crate) queue_bytes: usize,
     pub(crate) format: Format,
-    /// The span part each event gets, in this sink's format and options.
-    pub(crate) span_part: SpanPart,
+    /// The span keys of JSON lines. Read only where a span part is rendered (the bytes of an
+    /// entered span are cached on the thread's stack) and for events with an explicit parent,
+    /// so that the common event costs no more for them.
+    pub(crate) json_spans: JsonSpans,
     /// Whether lines have a thread part at all (`thread_names || thread_ids`, decided at build
     /// time so that an event checks one flag).
     pub(crate) thread_part: bool,
@@ -76,17 +78,6 @@ impl JsonSpans {
         current: false,
         list: false,
     };
-}
-
-/// The span part of each event, chosen at build time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SpanPart {
-    /// `,"span":{..},"spans":[..]`, each key if enabled (at least one is).
-    Json(JsonSpans),
-    /// `root{k=v}:leaf: `.
-    Text,
-    /// No span keys at all (JSON with both off): spans are not even looked up.
-    None,
 }
 
 impl SinkLayer {
@@ -280,10 +271,9 @@ impl SinkLayer {
     where
         S: for<'a> LookupSpan<'a>,
     {
-        match self.span_part {
-            SpanPart::Json(spans) => push_current(current, spans, out),
-            SpanPart::Text => push_text_scope(current, out),
-            SpanPart::None => {}
+        match self.format {
+            Format::Json => push_current(current, self.json_spans, out),
+            Format::Text => push_text_scope(current, out),
         }
     }
 }
@@ -367,10 +357,9 @@ where
         });
         let fields_len = buf.len();
 
-        match self.span_part {
-            SpanPart::Json(spans) => self.push_json_spans(spans, event, &ctx, &mut buf),
-            SpanPart::Text => self.push_text_spans(event, &ctx, &mut buf),
-            SpanPart::None => {}
+        match self.format {
+            Format::Json => self.push_json_spans(event, &ctx, &mut buf),
+            Format::Text => self.push_text_spans(event, &ctx, &mut buf),
         }
         let span_end = buf.len();
         if self.thread_part {
@@ -390,19 +379,30 @@ where
 impl SinkLayer {
     /// The JSON span part, with the same choice of spans as tracing-subscriber's JSON
     /// formatter: `span` is the explicit parent or else the current span; `spans` is always
-    /// the current scope (empty if there is an explicit parent but no current span).
-    fn push_json_spans<S>(
-        &self,
-        spans: JsonSpans,
-        event: &Event<'_>,
-        ctx: &Context<'_, S>,
-        buf: &mut Vec<u8>,
-    ) where
+    /// the current scope (empty if there is an explicit parent but no current span). Each key
+    /// only if enabled: with neither, a contextual event copies the empty part cached for its
+    /// span, and an explicit parent is not looked up.
+    fn push_json_spans<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, buf: &mut Vec<u8>)
+    where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let Some(parent) = event.parent() else {
-            return self.push_contextual(ctx, buf);
-        };
+        match event.parent() {
+            None => self.push_contextual(ctx, buf),
+            Some(parent) => self.push_json_spans_of(parent, ctx, buf),
+        }
+    }
+
+    /// [`push_json_spans`](Self::push_json_spans) for an event with an explicit parent: out of
+    /// line, as the rarer case.
+    #[inline(never)]
+    fn push_json_spans_of<S>(&self, parent: &Id, ctx: &Context<'_, S>, buf: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let spans = self.json_spans;
+        if spans == JsonSpans::NONE {
+            return;
+        }
         let explicit = ctx.span(parent);
         let current = ctx.lookup_current();
         match (explicit, current) {
