@@ -10,8 +10,9 @@ use crate::clock::Clock;
 use crate::compress::Compression;
 use crate::error::ROTATED_SUFFIX_LEN;
 use crate::folder::Folder;
-use crate::format::LineFormatter;
+use crate::format::{LineFormatter, LineOptions};
 use crate::janitor::Janitor;
+use crate::layer::JsonSpans;
 use crate::record;
 use crate::retention::Retention;
 use crate::rotation::{Period, Policy};
@@ -78,8 +79,18 @@ impl LogSink {
 /// | [`flush_interval`](Builder::flush_interval) | 200 ms | — (`Duration::MAX` means never by time) |
 /// | [`shutdown_timeout`](Builder::shutdown_timeout) | 10 s | zero |
 /// | [`format`](Builder::format) | [`Format::Json`] | — |
+/// | [`flatten_event`](Builder::flatten_event) (JSON) | `false` | — |
+/// | [`with_current_span`](Builder::with_current_span) (JSON) | `true` | — |
+/// | [`with_span_list`](Builder::with_span_list) (JSON) | `true` | — |
+/// | [`with_target`](Builder::with_target) | `true` | — |
+/// | [`with_level`](Builder::with_level) | `true` | — |
+/// | [`with_thread_ids`](Builder::with_thread_ids) | `false` | — |
 /// | [`with_thread_names`](Builder::with_thread_names) | `false` | — |
-/// | [`with_file_and_line`](Builder::with_file_and_line) | `false` | — |
+/// | [`with_file`](Builder::with_file) | `false` | — |
+/// | [`with_line_number`](Builder::with_line_number) | `false` | — |
+/// | [`with_file_and_line`](Builder::with_file_and_line) | shorthand for the two above | — |
+/// | [`without_time`](Builder::without_time) | timestamps on | — |
+/// | [`timestamp_offset`](Builder::timestamp_offset) | UTC (`Z`) | an offset with seconds (RFC 3339 cannot write it) |
 /// | [`max_file_size`](Builder::max_file_size) | unlimited | 0 |
 /// | [`rotate_every`](Builder::rotate_every) | never | — |
 /// | [`utc_offset`](Builder::utc_offset) | UTC | — |
@@ -99,8 +110,12 @@ pub struct Builder {
     queue_bytes: usize,
     overflow: Overflow,
     format: Format,
+    /// JSON span keys: tracing-subscriber's `with_current_span` and `with_span_list`.
+    json_spans: JsonSpans,
+    thread_ids: bool,
     thread_names: bool,
-    file_and_line: bool,
+    /// The writer's options: fields, target, level, location and time.
+    line: LineOptions,
     flush_interval: Duration,
     max_file_size: Option<u64>,
     rotate_every: Option<Period>,
@@ -127,8 +142,13 @@ impl Default for Builder {
             queue_bytes: 64 * 1024 * 1024,
             overflow: Overflow::Block,
             format: Format::Json,
+            json_spans: JsonSpans {
+                current: true,
+                list: true,
+            },
+            thread_ids: false,
             thread_names: false,
-            file_and_line: false,
+            line: LineOptions::default(),
             flush_interval: Duration::from_millis(200),
             max_file_size: None,
             rotate_every: None,
@@ -227,19 +247,100 @@ impl Builder {
         self
     }
 
-    /// Add the name of the thread that emitted each event (its id if it has no name): the
-    /// `threadName` key in JSON, as tracing-subscriber's `with_thread_names(true)` writes it.
-    /// Default: `false`.
+    /// JSON: write the event's fields as members of the line's object itself rather than
+    /// under a `"fields"` key, as tracing-subscriber's `flatten_event(true)` does (a field named
+    /// like a key of the line, `level` say, then appears twice, as there). Default: `false`.
+    /// [`Format::Text`] ignores it.
+    pub fn flatten_event(mut self, enabled: bool) -> Self {
+        self.line.flatten_event = enabled;
+        self
+    }
+
+    /// JSON: write the `span` key, the event's span (its explicit parent, else the current
+    /// span) with its fields, as tracing-subscriber's `with_current_span` does. Default: `true`.
+    /// [`Format::Text`] ignores it, as tracing-subscriber's text format has no such option.
+    pub fn with_current_span(mut self, enabled: bool) -> Self {
+        self.json_spans.current = enabled;
+        self
+    }
+
+    /// JSON: write the `spans` key, the current span's scope from root to leaf, as
+    /// tracing-subscriber's `with_span_list` does. Default: `true`. [`Format::Text`] ignores
+    /// it.
+    pub fn with_span_list(mut self, enabled: bool) -> Self {
+        self.json_spans.list = enabled;
+        self
+    }
+
+    /// Write each event's target (the `target` key in JSON, `target: ` in text), as
+    /// tracing-subscriber's `with_target` does. Default: `true`.
+    pub fn with_target(mut self, enabled: bool) -> Self {
+        self.line.target = enabled;
+        self
+    }
+
+    /// Write each event's level (the `level` key in JSON, the padded level in text), as
+    /// tracing-subscriber's `with_level` does. Default: `true`.
+    pub fn with_level(mut self, enabled: bool) -> Self {
+        self.line.level = enabled;
+        self
+    }
+
+    /// Write the id of the thread that emitted each event, as tracing-subscriber's
+    /// `with_thread_ids` does: `"threadId":"ThreadId(7)"` in JSON, `ThreadId(07)` in text.
+    /// Default: `false`. The id is taken once per thread, not per event.
+    pub fn with_thread_ids(mut self, enabled: bool) -> Self {
+        self.thread_ids = enabled;
+        self
+    }
+
+    /// Write the name of the thread that emitted each event, as tracing-subscriber's
+    /// `with_thread_names` does: the `threadName` key in JSON, the name right-aligned in text.
+    /// A thread without a name shows its id instead, unless
+    /// [`with_thread_ids`](Builder::with_thread_ids) already writes it. Default: `false`.
     pub fn with_thread_names(mut self, enabled: bool) -> Self {
         self.thread_names = enabled;
         self
     }
 
-    /// Add the source file and line of each event: the `filename` and `line_number` keys in
-    /// JSON, as tracing-subscriber's `with_file(true).with_line_number(true)` writes them.
-    /// Default: `false`.
-    pub fn with_file_and_line(mut self, enabled: bool) -> Self {
-        self.file_and_line = enabled;
+    /// Write the source file of each event (the `filename` key in JSON, `file:` in text), as
+    /// tracing-subscriber's `with_file` does. Default: `false`.
+    pub fn with_file(mut self, enabled: bool) -> Self {
+        self.line.file = enabled;
+        self
+    }
+
+    /// Write the source line of each event (the `line_number` key in JSON, `line:` in text), as
+    /// tracing-subscriber's `with_line_number` does. Default: `false`.
+    pub fn with_line_number(mut self, enabled: bool) -> Self {
+        self.line.line_number = enabled;
+        self
+    }
+
+    /// Shorthand for [`with_file`](Builder::with_file) and
+    /// [`with_line_number`](Builder::with_line_number) with the same value, like
+    /// tracing-subscriber's `with_source_location`. Default: `false`.
+    pub fn with_file_and_line(self, enabled: bool) -> Self {
+        self.with_file(enabled).with_line_number(enabled)
+    }
+
+    /// Write no timestamp (no `timestamp` key in JSON, no leading time in text), as
+    /// tracing-subscriber's `without_time` does. Default: timestamps on.
+    pub fn without_time(mut self) -> Self {
+        self.line.time = false;
+        self
+    }
+
+    /// Write timestamps in this offset from UTC: RFC 3339 with microseconds and the offset,
+    /// `2026-11-24T16:26:18.169272+02:00`, as tracing-subscriber's
+    /// `with_timer(OffsetTime::new(offset, Rfc3339))` writes the offset (and `Z` for a zero
+    /// one). A fixed offset: it does not follow daylight-saving changes. Default: UTC,
+    /// `2026-11-24T14:26:18.169272Z`, as tracing-subscriber's default timer writes it.
+    /// `build()` refuses an offset with seconds, which RFC 3339 cannot write.
+    ///
+    /// It changes the lines only; rotation follows [`utc_offset`](Builder::utc_offset).
+    pub fn timestamp_offset(mut self, offset: UtcOffset) -> Self {
+        self.line.offset = offset;
         self
     }
 
@@ -262,8 +363,8 @@ impl Builder {
 
     /// The offset in which [`rotate_every`](Builder::rotate_every)'s boundaries fall: with
     /// `Period::Day` and `+02:00`, files rotate at local midnight. A fixed offset: it does not
-    /// follow daylight-saving changes. Default: UTC. Timestamps in the lines and rotated file
-    /// names are always UTC.
+    /// follow daylight-saving changes. Default: UTC. Rotated file names are always UTC; the
+    /// timestamps in the lines follow [`timestamp_offset`](Builder::timestamp_offset).
     pub fn utc_offset(mut self, offset: UtcOffset) -> Self {
         self.utc_offset = offset;
         self
@@ -405,7 +506,7 @@ impl Builder {
             clock.clone(),
             self.flush_interval,
             self.shutdown_timeout,
-            LineFormatter::new(self.format, self.file_and_line),
+            LineFormatter::new(self.format, self.line),
             preamble,
         );
         let writer = std::thread::Builder::new()
@@ -430,7 +531,10 @@ impl Builder {
             id: crate::layer::next_layer_id(),
             queue_bytes: self.queue_bytes,
             format: self.format,
+            json_spans: self.json_spans,
+            thread_part: self.thread_names || self.thread_ids,
             thread_names: self.thread_names,
+            thread_ids: self.thread_ids,
             thread_name_width: Default::default(),
             #[cfg(feature = "opentelemetry")]
             otel: crate::otel::Lookup::new(self.opentelemetry_ids && self.format == Format::Json),
@@ -543,6 +647,13 @@ impl Builder {
                 ));
             }
         }
+        if self.line.offset.seconds_past_minute() != 0 {
+            return Err(Error::invalid(
+                "timestamp_offset",
+                format_args!("{}", self.line.offset),
+                "must be whole minutes: RFC 3339 timestamps cannot show seconds of offset",
+            ));
+        }
         if self.queue_capacity > MAX_QUEUE_CAPACITY {
             return Err(Error::invalid(
                 "queue_capacity",
@@ -561,6 +672,32 @@ mod tests {
     use std::fs;
     use std::time::UNIX_EPOCH;
     use tracing_subscriber::prelude::*;
+
+    /// `build()` refuses a timestamp offset with seconds, which RFC 3339 cannot write, and
+    /// takes whole minutes.
+    #[test]
+    fn timestamp_offsets_must_be_whole_minutes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let with_offset = |h, m, s| {
+            LogSink::builder()
+                .directory(tmp.path())
+                .timestamp_offset(UtcOffset::from_hms(h, m, s).unwrap())
+                .build()
+                .map(drop)
+        };
+        let refused = with_offset(1, 0, 30).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Error::InvalidConfig {
+                    setting: "timestamp_offset",
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        with_offset(-9, -30, 0).unwrap();
+    }
 
     /// The timestamp on each line is the injected clock's time when the event was emitted, not
     /// the writer's time.

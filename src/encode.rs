@@ -442,25 +442,41 @@ impl fmt::Write for EscapingWriter<'_> {
     }
 }
 
-/// The target of a record that came from the `log` crate through `tracing-log`: such events
-/// share tracing-log's callsites (target `log`) and carry the record's own target in the
-/// `log.target` field, which tracing-subscriber shows as the event's target.
-pub(crate) fn log_target<'a>(
+/// What tracing-subscriber shows, for a record that came from the `log` crate through
+/// `tracing-log`, in place of the event's own metadata: such events share tracing-log's
+/// callsites (target `log`, no file or line) and carry the record's target, file and line in
+/// `log.target`, `log.file` and `log.line` fields.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LogMeta<'a> {
+    pub(crate) target: Option<&'a [u8]>,
+    pub(crate) file: Option<&'a [u8]>,
+    pub(crate) line: Option<u32>,
+}
+
+/// The [`LogMeta`] of an event from tracing-log, `None` for any other.
+pub(crate) fn log_meta<'a>(
     meta: &'static Metadata<'static>,
     fields: &'a [u8],
-) -> Option<&'a [u8]> {
+) -> Option<LogMeta<'a>> {
     // tracing-log's callsites: target `log`, name `log event`, and the record's target in a
-    // `log.target` field. A user's own event that merely looks similar keeps its target.
+    // `log.target` field. A user's own event that merely looks similar keeps its metadata.
     if meta.target() != "log"
         || meta.name() != "log event"
         || meta.fields().field("log.module_path").is_none()
     {
         return None;
     }
-    named(meta, fields).find_map(|(name, value)| match value {
-        Value::Str(target) if name == "log.target" => Some(target),
-        _ => None,
-    })
+    let mut log = LogMeta::default();
+    for (name, value) in named(meta, fields) {
+        match (name, value) {
+            ("log.target", Value::Str(target)) => log.target = Some(target),
+            ("log.file", Value::Str(file)) => log.file = Some(file),
+            // tracing-log's own narrowing (`as u32`).
+            ("log.line", Value::U64(line)) => log.line = Some(line as u32),
+            _ => {}
+        }
+    }
+    Some(log)
 }
 
 fn take_array<const N: usize>(bytes: &[u8]) -> Option<([u8; N], &[u8])> {

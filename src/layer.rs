@@ -48,8 +48,17 @@ pub struct SinkLayer {
     /// The byte budget for large records in the queue.
     pub(crate) queue_bytes: usize,
     pub(crate) format: Format,
+    /// The span keys of JSON lines. Read only where a span part is rendered (the bytes of an
+    /// entered span are cached on the thread's stack) and for events with an explicit parent,
+    /// so that the common event costs no more for them.
+    pub(crate) json_spans: JsonSpans,
+    /// Whether lines have a thread part at all (`thread_names || thread_ids`, decided at build
+    /// time so that an event checks one flag).
+    pub(crate) thread_part: bool,
     /// Add the calling thread's name to each line.
     pub(crate) thread_names: bool,
+    /// Add the calling thread's id to each line.
+    pub(crate) thread_ids: bool,
     /// The longest thread name this sink has written in the text format: names are
     /// right-aligned to it, as tracing-subscriber aligns them, so the columns after them line
     /// up. Written only when a longer name comes, so its cache line stays shared.
@@ -57,6 +66,21 @@ pub struct SinkLayer {
     /// Looks up OpenTelemetry ids for each event, when the sink writes them.
     #[cfg(feature = "opentelemetry")]
     pub(crate) otel: Option<crate::otel::Lookup>,
+}
+
+/// Which span keys a JSON line carries: tracing-subscriber's `with_current_span` (`span`) and
+/// `with_span_list` (`spans`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JsonSpans {
+    pub(crate) current: bool,
+    pub(crate) list: bool,
+}
+
+impl JsonSpans {
+    pub(crate) const NONE: JsonSpans = JsonSpans {
+        current: false,
+        list: false,
+    };
 }
 
 impl SinkLayer {
@@ -251,26 +275,28 @@ impl SinkLayer {
         S: for<'a> LookupSpan<'a>,
     {
         match self.format {
-            Format::Json => push_current(current, true, out),
+            Format::Json => push_current(current, self.json_spans, out),
             Format::Text => push_text_scope(current, out),
         }
     }
 }
 
-/// Writes the `span` object (if `with_json`) and the `spans` list of `current`, walking its scope
-/// in the registry as tracing-subscriber does: spans keep only their own rendered fields, so
-/// that memory stays linear in the depth. Further events in the same entered span copy the
+/// Writes the `span` object and the `spans` list of `current` (each if enabled), walking its
+/// scope in the registry as tracing-subscriber does: spans keep only their own rendered fields,
+/// so that memory stays linear in the depth. Further events in the same entered span copy the
 /// result from the thread's stack instead (see [`current`]).
-fn push_current<S>(current: &SpanRef<'_, S>, with_json: bool, out: &mut Vec<u8>)
+fn push_current<S>(current: &SpanRef<'_, S>, spans: JsonSpans, out: &mut Vec<u8>)
 where
     S: for<'a> LookupSpan<'a>,
 {
-    if with_json {
+    if spans.current {
         out.extend_from_slice(b",\"span\":");
         push_span(current, out);
     }
-    out.extend_from_slice(b",\"spans\":");
-    push_scope(current, out);
+    if spans.list {
+        out.extend_from_slice(b",\"spans\":");
+        push_scope(current, out);
+    }
 }
 
 impl<S> Layer<S> for SinkLayer
@@ -350,8 +376,8 @@ where
             Format::Text => self.push_text_spans(event, &ctx, &mut buf),
         }
         let span_end = buf.len();
-        if self.thread_names {
-            self.push_thread_name(&mut buf);
+        if self.thread_part {
+            self.push_thread_part(&mut buf);
         }
 
         self.send(Record {
@@ -369,24 +395,51 @@ where
 impl SinkLayer {
     /// The JSON span part, with the same choice of spans as tracing-subscriber's JSON
     /// formatter: `span` is the explicit parent or else the current span; `spans` is always
-    /// the current scope.
+    /// the current scope (empty if there is an explicit parent but no current span). Each key
+    /// only if enabled: with neither, a contextual event copies the empty part cached for its
+    /// span, and an explicit parent is not looked up.
     fn push_json_spans<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, buf: &mut Vec<u8>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let Some(parent) = event.parent() else {
-            return self.push_contextual(ctx, buf);
-        };
+        match event.parent() {
+            None => self.push_contextual(ctx, buf),
+            Some(parent) => self.push_json_spans_of(parent, ctx, buf),
+        }
+    }
+
+    /// [`push_json_spans`](Self::push_json_spans) for an event with an explicit parent: out of
+    /// line, as the rarer case.
+    #[inline(never)]
+    fn push_json_spans_of<S>(&self, parent: &Id, ctx: &Context<'_, S>, buf: &mut Vec<u8>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let spans = self.json_spans;
+        if spans == JsonSpans::NONE {
+            return;
+        }
         let explicit = ctx.span(parent);
         let current = ctx.lookup_current();
         match (explicit, current) {
-            (None, Some(current)) => push_current(&current, true, buf),
+            (None, Some(current)) => push_current(&current, spans, buf),
             (Some(parent), current) => {
-                buf.extend_from_slice(b",\"span\":");
-                push_span(&parent, buf);
-                match current {
-                    Some(current) => push_current(&current, false, buf),
-                    None => buf.extend_from_slice(b",\"spans\":[]"),
+                if spans.current {
+                    buf.extend_from_slice(b",\"span\":");
+                    push_span(&parent, buf);
+                }
+                if spans.list {
+                    match current {
+                        Some(current) => push_current(
+                            &current,
+                            JsonSpans {
+                                current: false,
+                                list: true,
+                            },
+                            buf,
+                        ),
+                        None => buf.extend_from_slice(b",\"spans\":[]"),
+                    }
                 }
             }
             (None, None) => {}
@@ -428,54 +481,94 @@ where
     out.push(b' ');
 }
 
-/// This thread's name as the formats write it.
+/// This thread's name and id as the formats write them.
 #[derive(Debug)]
-struct ThreadName {
-    /// `,"threadName":"..."`.
-    json: Vec<u8>,
-    /// `name ` (text).
-    text: Vec<u8>,
+struct ThreadTag {
+    /// `,"threadName":"..."`: the name, or the id (`ThreadId(7)`) of an unnamed thread.
+    json_name: Vec<u8>,
+    /// `,"threadId":"ThreadId(7)"`.
+    json_id: Vec<u8>,
+    /// `name ` (text), or `ThreadId(07) ` for an unnamed thread.
+    text_name: Vec<u8>,
+    /// `ThreadId(07) ` (text).
+    text_id: Vec<u8>,
     /// The name's length in characters (what tracing-subscriber's alignment counts); `None`
     /// for an unnamed thread, whose id is not aligned.
     named: Option<usize>,
 }
 
 thread_local! {
-    /// This thread's name as the JSON and text formats write it, made on first use.
-    static THREAD_NAME: std::cell::OnceCell<ThreadName> = const { std::cell::OnceCell::new() };
+    /// This thread's name and id as the JSON and text formats write them, made on first use:
+    /// `std::thread::current()` costs a reference count taken and dropped, and formatting the
+    /// id an allocation, both spared to every later event.
+    static THREAD_TAG: std::cell::OnceCell<ThreadTag> = const { std::cell::OnceCell::new() };
+}
+
+impl ThreadTag {
+    /// As tracing-subscriber writes them: `{:?}` of the id in JSON, `{:0>2?}` in text (which
+    /// pads the number inside: `ThreadId(07)`).
+    fn current() -> ThreadTag {
+        let thread = std::thread::current();
+        let id = thread.id();
+        let debug_id = format!("{id:?}");
+        let text_id = format!("{id:0>2?} ").into_bytes();
+        let (name, text_name, named) = match thread.name() {
+            Some(name) => (
+                name.to_owned(),
+                format!("{name} ").into_bytes(),
+                Some(name.chars().count()),
+            ),
+            None => (debug_id.clone(), text_id.clone(), None),
+        };
+        let mut json_name = b",\"threadName\":".to_vec();
+        crate::encode::write_str(&mut json_name, &name);
+        let mut json_id = b",\"threadId\":".to_vec();
+        crate::encode::write_str(&mut json_id, &debug_id);
+        ThreadTag {
+            json_name,
+            json_id,
+            text_name,
+            text_id,
+            named,
+        }
+    }
 }
 
 impl SinkLayer {
-    /// Appends the thread part: `,"threadName":"..."` (JSON) or `name ` (text), a name
-    /// right-aligned to the longest this sink has written. An unnamed thread shows its id, as
-    /// tracing-subscriber does (`ThreadId(7)`), without alignment.
-    fn push_thread_name(&self, out: &mut Vec<u8>) {
-        let _ = THREAD_NAME.try_with(|cell| {
-            let name = cell.get_or_init(|| {
-                let thread = std::thread::current();
-                let (name, named) = match thread.name() {
-                    Some(name) => (name.to_owned(), Some(name.chars().count())),
-                    None => (format!("{:?}", thread.id()), None),
-                };
-                let mut json = b",\"threadName\":".to_vec();
-                crate::encode::write_str(&mut json, &name);
-                let text = format!("{name} ").into_bytes();
-                ThreadName { json, text, named }
-            });
+    /// Appends the thread part, as tracing-subscriber writes it: the name if enabled (for an
+    /// unnamed thread its id instead, unless ids are enabled too), then the id if enabled.
+    /// JSON: `,"threadName":"...","threadId":"ThreadId(7)"`; text: `name ThreadId(07) `, a
+    /// name right-aligned to the longest this sink has written (an id is not aligned).
+    fn push_thread_part(&self, out: &mut Vec<u8>) {
+        let _ = THREAD_TAG.try_with(|cell| {
+            let tag = cell.get_or_init(ThreadTag::current);
+            let name = self.thread_names && (tag.named.is_some() || !self.thread_ids);
             match self.format {
-                Format::Json => out.extend_from_slice(&name.json),
-                Format::Text => {
-                    if let Some(chars) = name.named {
-                        // Relaxed: the width orders nothing; a race only pads one line less.
-                        let width = self.thread_name_width.load(Relaxed);
-                        let width = if chars > width {
-                            self.thread_name_width.fetch_max(chars, Relaxed).max(chars)
-                        } else {
-                            width
-                        };
-                        out.resize(out.len() + (width - chars), b' ');
+                Format::Json => {
+                    if name {
+                        out.extend_from_slice(&tag.json_name);
                     }
-                    out.extend_from_slice(&name.text);
+                    if self.thread_ids {
+                        out.extend_from_slice(&tag.json_id);
+                    }
+                }
+                Format::Text => {
+                    if name {
+                        if let Some(chars) = tag.named {
+                            // Relaxed: the width orders nothing; a race only pads one line less.
+                            let width = self.thread_name_width.load(Relaxed);
+                            let width = if chars > width {
+                                self.thread_name_width.fetch_max(chars, Relaxed).max(chars)
+                            } else {
+                                width
+                            };
+                            out.resize(out.len() + (width - chars), b' ');
+                        }
+                        out.extend_from_slice(&tag.text_name);
+                    }
+                    if self.thread_ids {
+                        out.extend_from_slice(&tag.text_id);
+                    }
                 }
             }
         });

@@ -14,7 +14,9 @@
 //!   [`shutdown().await`](SinkGuard::shutdown).
 //! - **Tools read it as it is.** Each line is the same JSON value that
 //!   `tracing_subscriber::fmt::layer().json()` writes for the event (keys `timestamp`, `level`,
-//!   `fields`, `target`, `span`, `spans`), with an RFC 3339 UTC timestamp in microseconds.
+//!   `fields`, `target`, `span`, `spans`), with an RFC 3339 UTC timestamp in microseconds; its
+//!   formatting options (`flatten_event`, `with_thread_ids`, `without_time`...) are on
+//!   [`Builder`] under the same names.
 //! - **Files take care of themselves.** The active file `<file_name>.log` rotates by size
 //!   and/or time ([`Builder::max_file_size`], [`Builder::rotate_every`]) to names that sort in
 //!   write order; rotated files are gzip-compressed off the writer thread, in parallel

@@ -1,24 +1,29 @@
 //! The sink's lines must be the same JSON values as `tracing_subscriber::fmt::layer().json()`
-//! (with its defaults) writes for the same events, except for `"timestamp"`.
+//! (with its defaults, and with each of its options set the same way) writes for the same
+//! events, except for `"timestamp"`.
 //!
 //! Every test installs both layers on one registry, emits events, shuts the sink down, and
 //! compares the two outputs line by line as parsed `serde_json::Value`s.
 
 mod common;
+#[path = "common/options.rs"]
+mod options;
 
 use common::SharedBuf;
+use options::Opts;
 
 use std::fmt;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use logsink::UtcOffset;
 use serde_json::Value;
 use tracing::field::Empty;
 use tracing::{debug, error, info, info_span, trace, warn, Dispatch};
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Layer;
+use tracing_subscriber::{Layer, Registry};
 
 /// How the layers are installed for a comparison.
 #[derive(Clone, Copy)]
@@ -55,6 +60,7 @@ fn assert_matches_oracle_with(setup: Setup, expected: usize, emit: impl FnOnce()
             &run.oracle_text,
             expected,
             stats,
+            &Opts::DEFAULT,
         );
     }
 }
@@ -114,7 +120,13 @@ fn run_both(setup: Setup, emit: impl FnOnce()) -> Run {
     Run { sinks, oracle_text }
 }
 
-fn compare_with_oracle(path: &Path, oracle_text: &str, expected: usize, stats: &logsink::Stats) {
+fn compare_with_oracle(
+    path: &Path,
+    oracle_text: &str,
+    expected: usize,
+    stats: &logsink::Stats,
+    opts: &Opts,
+) {
     let raw = std::fs::read(path).expect("reading our log file");
     let ours_text = String::from_utf8(raw).expect("our log file is not valid UTF-8");
     assert!(
@@ -156,38 +168,70 @@ fn compare_with_oracle(path: &Path, oracle_text: &str, expected: usize, stats: &
         let mut our_value = common::parse_line(our_line, &format!("our line {n}"));
         let mut their_value: Value = serde_json::from_str(their_line).unwrap();
 
-        let our_ts = our_value
-            .as_object_mut()
-            .unwrap()
-            .remove("timestamp")
-            .unwrap_or_else(|| panic!("our line {n} has no \"timestamp\": {our_line}"));
-        let our_ts = our_ts
-            .as_str()
-            .unwrap_or_else(|| panic!("our line {n}: \"timestamp\" is not a string: {our_ts}"));
-        let our_micros = common::check_timestamp(our_ts)
-            .unwrap_or_else(|e| panic!("our line {n}: {e}\n  line: {}", common::shorten(our_line)));
-        assert!(
-            (our_micros - now).abs() < 600_000_000,
-            "our line {n}: timestamp {our_ts} is nowhere near the current time"
-        );
-        if let Some(Value::String(their_ts)) =
-            their_value.as_object_mut().unwrap().remove("timestamp")
-        {
-            if let Ok(their_micros) = common::check_timestamp(&their_ts) {
-                assert!(
-                    (our_micros - their_micros).abs() < 60_000_000,
-                    "our line {n}: timestamp {our_ts} is far from the reference's {their_ts}"
-                );
-            }
+        // Without timestamps the whole values are compared (a flattened field may be called
+        // `timestamp`).
+        if opts.time {
+            compare_timestamps(n, our_line, &mut our_value, &mut their_value, opts, now);
         }
 
         assert_eq!(
             our_value,
             their_value,
-            "line {n} differs (timestamps removed)\n  ours:      {}\n  reference: {}",
+            "line {n} differs (timestamps removed) with {opts:?}\n  ours:      {}\n  reference: {}",
             common::shorten(our_line),
             common::shorten(their_line)
         );
+    }
+}
+
+/// Takes `"timestamp"` out of both lines and checks ours: RFC 3339 with microseconds, near the
+/// current time and the reference's, and (with an offset) ending in the offset the reference
+/// writes (which writes a varying number of fractional digits: those are not compared).
+fn compare_timestamps(
+    n: usize,
+    our_line: &str,
+    our_value: &mut Value,
+    their_value: &mut Value,
+    opts: &Opts,
+    now: i64,
+) {
+    let our_ts = our_value
+        .as_object_mut()
+        .unwrap()
+        .remove("timestamp")
+        .unwrap_or_else(|| panic!("our line {n} has no \"timestamp\": {our_line}"));
+    let our_ts = our_ts
+        .as_str()
+        .unwrap_or_else(|| panic!("our line {n}: \"timestamp\" is not a string: {our_ts}"));
+    let checked = match opts.offset {
+        None => common::check_timestamp(our_ts).map(|micros| (micros, "Z".to_owned())),
+        Some(_) => options::split_timestamp(our_ts, Some(6)),
+    };
+    let (our_micros, our_suffix) = checked
+        .unwrap_or_else(|e| panic!("our line {n}: {e}\n  line: {}", common::shorten(our_line)));
+    assert!(
+        (our_micros - now).abs() < 600_000_000,
+        "our line {n}: timestamp {our_ts} is nowhere near the current time"
+    );
+    let Some(Value::String(their_ts)) = their_value.as_object_mut().unwrap().remove("timestamp")
+    else {
+        return;
+    };
+    let theirs = match opts.offset {
+        None => common::check_timestamp(&their_ts).map(|micros| (micros, "Z".to_owned())),
+        Some(_) => options::split_timestamp(&their_ts, None),
+    };
+    if let Ok((their_micros, their_suffix)) = theirs {
+        assert!(
+            (our_micros - their_micros).abs() < 60_000_000,
+            "our line {n}: timestamp {our_ts} is far from the reference's {their_ts}"
+        );
+        assert_eq!(
+            our_suffix, their_suffix,
+            "our line {n}: timestamp {our_ts} has another offset than the reference's {their_ts}"
+        );
+    } else if opts.offset.is_some() {
+        panic!("the reference's timestamp {their_ts:?} is not RFC 3339 (test bug?)");
     }
 }
 
@@ -848,4 +892,296 @@ fn two_sinks_on_one_registry() {
         child.in_scope(|| info!("in child"));
         warn!(target: "t", "last");
     });
+}
+
+/// Runs `emit` on one registry that carries, for each of `opts`, a sink and tracing-subscriber's
+/// JSON layer with those options, shuts the sinks down, and compares each sink's file with its
+/// reference line by line: `expected` lines each.
+fn assert_options_match_oracle(opts: &[Opts], expected: usize, emit: impl FnOnce()) {
+    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
+    let mut sinks = Vec::new();
+    for o in opts {
+        let dir = tempfile::tempdir().unwrap();
+        let builder = logsink::LogSink::builder()
+            .directory(dir.path())
+            .file_name(common::FILE_NAME)
+            .flush_interval(Duration::from_secs(3600));
+        let (layer, guard) = o.apply(builder).build().expect("building the sink");
+        let reference = SharedBuf::default();
+        layers.push(Box::new(layer));
+        layers.push(o.fmt_json(reference.clone()));
+        sinks.push((dir, guard, reference, *o));
+    }
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layers));
+    tracing::dispatcher::with_default(&dispatch, emit);
+    drop(dispatch);
+    for (dir, guard, reference, o) in sinks {
+        let stats = guard.shutdown_blocking().expect("shutting the sink down");
+        let path = common::log_path(dir.path());
+        let theirs = reference.text();
+        compare_with_oracle(&path, &theirs, expected, &stats, &o);
+        // These events have no span floats (see below): the text is the same too, key order
+        // and repeated keys included.
+        let ours = common::read_lines(&path);
+        for (n, (a, b)) in ours.iter().zip(theirs.lines()).enumerate() {
+            let (a, b) = (without_timestamp_member(a), without_timestamp_member(b));
+            assert_eq!(a, b, "line {} with {o:?}", n + 1);
+        }
+    }
+}
+
+/// `line` without its leading `"timestamp":"..."` member.
+fn without_timestamp_member(line: &str) -> String {
+    let Some(rest) = line.strip_prefix("{\"timestamp\":\"") else {
+        return line.to_owned();
+    };
+    let rest = &rest[rest.find('"').unwrap() + 1..];
+    format!("{{{}", rest.strip_prefix(',').unwrap_or(rest))
+}
+
+/// Events for the option tests: outside spans and in nested ones (a field recorded later, a span
+/// without fields), with and without fields and message, an explicit `message` field, a custom
+/// target, an event without fields, fields named like the line's own keys, explicit parents and
+/// roots, and events on an unnamed and on a named thread. A field named `timestamp` only if
+/// `timestamp_field` (flattened, it hides the real timestamp, which the comparison needs when
+/// timestamps are on). Returns how many events it emitted.
+fn emit_for_options(timestamp_field: bool) -> usize {
+    info!("outside any span");
+    warn!(
+        answer = 42,
+        text = "with \"quotes\"",
+        ratio = 0.5,
+        ok = true,
+        "fields and a message {}",
+        1
+    );
+    debug!(message = "an explicit message field", n = 1);
+    error!(target: "custom::target", code = 7);
+    tracing::event!(target: module_path!(), tracing::Level::INFO, {});
+    trace!(
+        level = "fake",
+        target = "fake",
+        fields = 1,
+        filename = "fake.rs",
+        line_number = 0,
+        span = "fake",
+        spans = 2,
+        threadName = "fake",
+        threadId = "fake",
+        "fields named like the line's keys"
+    );
+    if timestamp_field {
+        info!(timestamp = "fake", "a field named timestamp");
+    }
+    let outer = info_span!("outer", id = 7u64, label = "out \"side\"", later = Empty);
+    let _outer = outer.enter();
+    info!("in outer");
+    outer.record("later", true);
+    let inner = tracing::debug_span!("inner");
+    inner.in_scope(|| info!(k = 1, "in inner, a span without fields"));
+    inner.in_scope(|| tracing::event!(target: module_path!(), tracing::Level::WARN, {}));
+    let other = info_span!(parent: None, "other", o = 1);
+    info!(parent: &other, "explicit parent while outer is entered");
+    info!(parent: None, "explicit root while outer is entered");
+    drop(_outer);
+    info!(parent: &other, "explicit parent, nothing entered");
+    info!("after the spans");
+    let dispatch = tracing::dispatcher::get_default(Dispatch::clone);
+    for name in [None, Some("worker-1")] {
+        let dispatch = dispatch.clone();
+        let mut builder = std::thread::Builder::new();
+        if let Some(name) = name {
+            builder = builder.name(name.to_owned());
+        }
+        builder
+            .spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    info!(on = "another thread");
+                    info_span!("thread_span", t = 1).in_scope(|| warn!("in a span there"));
+                })
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+    17 + usize::from(timestamp_field)
+}
+
+fn offset(hours: i8, minutes: i8) -> UtcOffset {
+    UtcOffset::from_hms(hours, minutes, 0).unwrap()
+}
+
+/// Each of tracing-subscriber's JSON options set alone, on a sink and on tracing-subscriber's
+/// JSON layer: the lines are the same JSON values, and with an offset the timestamps end alike
+/// (`Z` for a zero offset).
+#[test]
+fn each_option_alone_matches_the_reference() {
+    let d = Opts::DEFAULT;
+    for o in [
+        Opts {
+            flatten_event: true,
+            ..d
+        },
+        Opts {
+            current_span: false,
+            ..d
+        },
+        Opts {
+            span_list: false,
+            ..d
+        },
+        Opts { target: false, ..d },
+        Opts { level: false, ..d },
+        Opts {
+            thread_ids: true,
+            ..d
+        },
+        Opts {
+            thread_names: true,
+            ..d
+        },
+        Opts { file: true, ..d },
+        Opts {
+            line_number: true,
+            ..d
+        },
+        Opts { time: false, ..d },
+        Opts {
+            offset: Some(offset(2, 0)),
+            ..d
+        },
+        Opts {
+            offset: Some(offset(-5, -30)),
+            ..d
+        },
+        Opts {
+            offset: Some(offset(0, -30)),
+            ..d
+        },
+        Opts {
+            offset: Some(UtcOffset::UTC),
+            ..d
+        },
+    ] {
+        assert_options_match_oracle(&[o], 17, || {
+            emit_for_options(false);
+        });
+    }
+}
+
+/// Combinations of the options (all off, all on, flattened without span list, without
+/// anything before the span keys, ...) and the defaults, all on one registry at once: each sink
+/// matches the reference layer with its options, so sinks with different options share spans
+/// correctly.
+#[test]
+fn combinations_of_options_match_the_reference() {
+    let d = Opts::DEFAULT;
+    let sets = [
+        d,
+        Opts::ALL_OFF,
+        Opts::all_on(offset(2, 0)),
+        Opts::all_on(UtcOffset::UTC),
+        Opts {
+            flatten_event: true,
+            span_list: false,
+            ..d
+        },
+        Opts {
+            flatten_event: true,
+            time: false,
+            level: false,
+            target: false,
+            ..d
+        },
+        Opts {
+            current_span: true,
+            ..Opts::ALL_OFF
+        },
+        Opts {
+            flatten_event: true,
+            span_list: true,
+            ..Opts::ALL_OFF
+        },
+        Opts {
+            current_span: false,
+            thread_ids: true,
+            thread_names: true,
+            ..d
+        },
+        Opts {
+            current_span: false,
+            span_list: false,
+            thread_ids: true,
+            ..d
+        },
+        Opts {
+            thread_names: true,
+            ..Opts::ALL_OFF
+        },
+        Opts {
+            file: true,
+            offset: Some(offset(-5, -30)),
+            ..d
+        },
+        Opts {
+            line_number: true,
+            level: false,
+            flatten_event: true,
+            ..d
+        },
+    ];
+    assert_options_match_oracle(&sets, 17, || {
+        emit_for_options(false);
+    });
+}
+
+/// Without timestamps, a flattened field named `timestamp` is the line's only `timestamp`, as
+/// in tracing-subscriber.
+#[test]
+fn flattened_without_time_a_timestamp_field_stands_alone() {
+    let sets = [
+        Opts {
+            flatten_event: true,
+            time: false,
+            ..Opts::DEFAULT
+        },
+        Opts {
+            flatten_event: true,
+            ..Opts::ALL_OFF
+        },
+    ];
+    assert_options_match_oracle(&sets, 18, || {
+        emit_for_options(true);
+    });
+}
+
+/// `with_file_and_line` is the shorthand for `with_file` and `with_line_number`; the later
+/// setting wins.
+#[test]
+fn file_and_line_is_a_shorthand() {
+    let run = |builder: fn(logsink::Builder) -> logsink::Builder| {
+        let dir = tempfile::tempdir().unwrap();
+        let (layer, guard) = builder(logsink::LogSink::builder().directory(dir.path()))
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            info!("located")
+        });
+        guard.shutdown_blocking().unwrap();
+        let line = &common::read_json_lines(&common::log_path(dir.path()))[0];
+        (
+            line.get("filename").is_some(),
+            line.get("line_number").is_some(),
+        )
+    };
+    assert_eq!(run(|b| b.with_file_and_line(true)), (true, true));
+    assert_eq!(run(|b| b), (false, false));
+    assert_eq!(
+        run(|b| b.with_file_and_line(true).with_line_number(false)),
+        (true, false)
+    );
+    assert_eq!(
+        run(|b| b.with_file(true).with_file_and_line(false)),
+        (false, false)
+    );
 }

@@ -1,11 +1,15 @@
-//! `Format::Text`, `with_thread_names` and `with_file_and_line`, compared line by line with
+//! `Format::Text` and its options (target, level, thread ids and names, file and line, time and
+//! its offset), `with_thread_names` and `with_file_and_line` in JSON, compared line by line with
 //! tracing-subscriber's own output for the same events (its default full format without
 //! colours, and its JSON format with the same options). Timestamps are cut off before
 //! comparing: they are taken at slightly different moments.
 
 mod common;
+#[path = "common/options.rs"]
+mod options;
 
 use common::SharedBuf;
+use options::Opts;
 
 use logsink::{Format, LogSink};
 use tracing::Dispatch;
@@ -222,8 +226,10 @@ fn text_sink_with_thread_names(dir: &std::path::Path) -> (logsink::SinkLayer, lo
 
 /// Thread names in text are right-aligned to the longest name written so far, as
 /// tracing-subscriber aligns them (counting characters, not bytes); unnamed threads show their
-/// id unaligned. (No other test in this binary formats thread names in text with
-/// tracing-subscriber, whose longest-name width is one for the whole process.)
+/// id unaligned (`ThreadId(07)`, its number padded as tracing-subscriber pads it). With thread
+/// ids as well, a named thread shows its name and its id, an unnamed one its id once. (No other
+/// test in this binary formats thread names in text with tracing-subscriber, whose
+/// longest-name width is one for the whole process.)
 #[test]
 fn text_thread_names_are_aligned_as_tracing_subscriber_aligns_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,6 +271,165 @@ fn text_thread_names_are_aligned_as_tracing_subscriber_aligns_them() {
     );
     assert!(ours.contains("              αβγ text_format"), "{ours}");
     compare(&ours, &reference.text(), without_timestamp);
+
+    // Names and ids. tracing-subscriber's width is already that of the longest name above:
+    // the new sink sees that name first, so that both align alike from the start.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Opts {
+        thread_names: true,
+        thread_ids: true,
+        ..Opts::DEFAULT
+    };
+    let builder = LogSink::builder()
+        .directory(dir.path())
+        .format(Format::Text);
+    let (layer, guard) = opts.apply(builder).build().unwrap();
+    let reference = SharedBuf::default();
+    let dispatch = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(layer)
+            .with(opts.fmt_text(reference.clone())),
+    );
+    for name in [Some("worker-long-name"), Some("a"), None, Some("αβγ")] {
+        let dispatch = dispatch.clone();
+        let log = move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::info_span!("s", k = 1).in_scope(|| tracing::info!(n = 1, "hi"))
+            })
+        };
+        match name {
+            Some(name) => std::thread::Builder::new().name(name.to_owned()).spawn(log),
+            None => std::thread::Builder::new().spawn(log),
+        }
+        .unwrap()
+        .join()
+        .unwrap();
+    }
+    guard.shutdown_blocking().unwrap();
+    let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+    assert!(ours.contains("                a ThreadId("), "{ours}");
+    assert!(ours.contains(" INFO ThreadId("), "{ours}");
+    compare(&ours, &reference.text(), without_timestamp);
+}
+
+/// `line` without its leading timestamp if `opts` writes one, checked: RFC 3339 with
+/// microseconds in `opts`'s offset for ours (`digits` 6), any number of digits for the
+/// reference's. Returns the rest of the line, the instant (microseconds since the epoch) and
+/// the timestamp's offset as written.
+fn strip_text_timestamp<'a>(
+    line: &'a str,
+    opts: &Opts,
+    digits: Option<usize>,
+) -> (&'a str, i64, String) {
+    if !opts.time {
+        return (line, 0, String::new());
+    }
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    let (micros, suffix) = match opts.offset {
+        None => common::check_timestamp(stamp).map(|micros| (micros, "Z".to_owned())),
+        Some(_) => options::split_timestamp(stamp, digits),
+    }
+    .unwrap_or_else(|e| panic!("{e}: {line}"));
+    (rest, micros, suffix)
+}
+
+/// tracing-subscriber's options that its text format has (target, level, thread ids, file,
+/// line, without time, a timestamp offset), each alone and combined, give the same text lines
+/// as its formatter; the JSON-only options change nothing. (Thread names, whose alignment is
+/// process-wide in tracing-subscriber, are compared in the test above.)
+#[test]
+fn text_options_match_the_default_formatter() {
+    let d = Opts::DEFAULT;
+    let plus_two = logsink::UtcOffset::from_hms(2, 0, 0).unwrap();
+    let minus_half = logsink::UtcOffset::from_hms(-5, -30, 0).unwrap();
+    let sets = [
+        Opts { target: false, ..d },
+        Opts { level: false, ..d },
+        Opts {
+            thread_ids: true,
+            ..d
+        },
+        Opts { file: true, ..d },
+        Opts {
+            line_number: true,
+            ..d
+        },
+        Opts { time: false, ..d },
+        Opts {
+            offset: Some(plus_two),
+            ..d
+        },
+        Opts {
+            offset: Some(minus_half),
+            ..d
+        },
+        Opts {
+            offset: Some(logsink::UtcOffset::UTC),
+            ..d
+        },
+        Opts::ALL_OFF,
+        Opts {
+            thread_names: false,
+            ..Opts::all_on(plus_two)
+        },
+        Opts {
+            flatten_event: true,
+            current_span: false,
+            span_list: false,
+            ..d
+        },
+        Opts {
+            time: false,
+            level: false,
+            file: true,
+            ..d
+        },
+        Opts {
+            target: false,
+            line_number: true,
+            thread_ids: true,
+            ..Opts::ALL_OFF
+        },
+    ];
+    for opts in sets {
+        let dir = tempfile::tempdir().unwrap();
+        let builder = LogSink::builder()
+            .directory(dir.path())
+            .format(Format::Text);
+        let (layer, guard) = opts.apply(builder).build().unwrap();
+        let reference = SharedBuf::default();
+        let dispatch = Dispatch::new(
+            tracing_subscriber::registry()
+                .with(layer)
+                .with(opts.fmt_text(reference.clone())),
+        );
+        tracing::dispatcher::with_default(&dispatch, emit);
+        // An unnamed thread, for the ids.
+        let on_thread = dispatch.clone();
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&on_thread, || {
+                tracing::info_span!("t", k = 1).in_scope(|| tracing::warn!("on a thread"))
+            })
+        })
+        .join()
+        .unwrap();
+        let stats = guard.shutdown_blocking().unwrap();
+        assert_eq!(stats.events_written, 13);
+        let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
+        let theirs = reference.text();
+        assert_eq!(ours.lines().count(), 13, "{opts:?}");
+        assert_eq!(theirs.lines().count(), 13, "{opts:?}");
+        for (a, b) in ours.lines().zip(theirs.lines()) {
+            let (a_rest, a_micros, a_offset) = strip_text_timestamp(a, &opts, Some(6));
+            let (b_rest, b_micros, b_offset) = strip_text_timestamp(b, &opts, None);
+            assert_eq!(a_offset, b_offset, "{opts:?}\n ours: {a}\ntheirs: {b}");
+            assert!(
+                (a_micros - b_micros).abs() < 60_000_000,
+                "{opts:?}: another time\n ours: {a}\ntheirs: {b}"
+            );
+            assert_eq!(a_rest, b_rest, "{opts:?}\n ours: {a}\ntheirs: {b}");
+        }
+    }
 }
 
 /// In text, the thread name comes right after the level, before the target.

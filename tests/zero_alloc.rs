@@ -96,21 +96,41 @@ const WINDOWS: usize = 5;
 /// in flight than the warm-up saw, and the population then grows once more. So up to
 /// [`WINDOWS`] windows are measured: one must allocate nothing, and none may allocate more than
 /// a handful of times (a per-event allocation would show as thousands).
+///
+/// The same holds with the formatting options that change what the caller does (thread ids and
+/// names, taken once per thread; the span keys) and the writer's (flattened, without time, an
+/// offset). One test for all: the count of allocations is shared by the whole process.
 #[test]
 fn logging_allocates_nothing_per_event_in_steady_state() {
     for format in [logsink::Format::Json, logsink::Format::Text] {
-        steady_state(format);
+        steady_state(format, |builder| builder);
+        steady_state(format, |builder| {
+            builder
+                .with_thread_ids(true)
+                .with_thread_names(true)
+                .with_file_and_line(true)
+                .flatten_event(true)
+                .with_current_span(false)
+                .timestamp_offset(logsink::UtcOffset::from_hms(2, 0, 0).unwrap())
+        });
+        steady_state(format, |builder| {
+            builder
+                .with_thread_ids(true)
+                .with_span_list(false)
+                .with_target(false)
+                .with_level(false)
+                .without_time()
+        });
     }
 }
 
-fn steady_state(format: logsink::Format) {
+fn steady_state(format: logsink::Format, options: fn(logsink::Builder) -> logsink::Builder) {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = logsink::LogSink::builder()
+    let builder = logsink::LogSink::builder()
         .directory(dir.path())
         .format(format)
-        .queue_capacity(1024)
-        .build()
-        .unwrap();
+        .queue_capacity(1024);
+    let (layer, guard) = options(builder).build().unwrap();
     let subscriber = tracing_subscriber::registry().with(layer);
     let windows = tracing::subscriber::with_default(subscriber, || {
         let outer = tracing::info_span!("server", port = 8080);
