@@ -72,6 +72,8 @@ struct Setup {
     context_activation: bool,
     option: bool,
     format: Format,
+    /// `without_time()` and `with_level(false)`: the ids open the line.
+    bare: bool,
 }
 
 impl Default for Setup {
@@ -82,6 +84,7 @@ impl Default for Setup {
             context_activation: true,
             option: true,
             format: Format::Json,
+            bare: false,
         }
     }
 }
@@ -90,13 +93,15 @@ impl Default for Setup {
 /// lines by message, each checked against `Expected` (its ids when the option is on, else none).
 fn run(setup: Setup, scenario: impl FnOnce(&mut Expected)) -> (Expected, HashMap<String, String>) {
     let tmp = tempfile::tempdir().unwrap();
-    let (sink, guard) = LogSink::builder()
+    let mut builder = LogSink::builder()
         .directory(tmp.path())
         .file_name(common::FILE_NAME)
         .format(setup.format)
-        .with_opentelemetry_ids(setup.option)
-        .build()
-        .unwrap();
+        .with_opentelemetry_ids(setup.option);
+    if setup.bare {
+        builder = builder.without_time().with_level(false);
+    }
+    let (sink, guard) = builder.build().unwrap();
     let provider = setup
         .sampler
         .map(|sampler| SdkTracerProvider::builder().with_sampler(sampler).build());
@@ -179,9 +184,12 @@ fn check_ids(line: &str, ids: &Ids) {
             "{line}"
         );
     }
-    let level = value["level"].as_str().unwrap();
-    let expected =
-        format!(r#""level":"{level}","trace_id":"{trace_id}","span_id":"{span_id}","fields":{{"#);
+    let ids = format!(r#""trace_id":"{trace_id}","span_id":"{span_id}","fields":{{"#);
+    let expected = match value["level"].as_str() {
+        Some(level) => format!(r#""level":"{level}",{ids}"#),
+        // Without time and level the ids open the object.
+        None => format!("{{{ids}"),
+    };
     assert!(line.contains(&expected), "{line}");
 }
 
@@ -339,6 +347,20 @@ fn the_noop_tracer_gives_ids_only_under_a_remote_parent() {
         (ids.trace_id.as_str(), ids.span_id.as_str()),
         (REMOTE_TRACE, REMOTE_SPAN)
     );
+}
+
+/// With `without_time()` and `with_level(false)` the ids open the line, still valid JSON.
+#[test]
+fn the_ids_open_a_line_without_time_and_level() {
+    let setup = Setup {
+        bare: true,
+        ..Setup::default()
+    };
+    let (expected, lines) = run(setup, |e| scenario(e, TraceFlags::SAMPLED));
+    check_relations(&expected);
+    assert!(lines
+        .values()
+        .any(|line| line.starts_with(r#"{"trace_id":""#)));
 }
 
 #[test]
