@@ -137,23 +137,7 @@ fn steady_state(format: logsink::Format, options: fn(logsink::Builder) -> logsin
         let _outer = outer.enter();
         let inner = tracing::info_span!("request", id = 7, method = "GET");
         let _inner = inner.enter();
-        for i in 0..100_000 {
-            emit(i);
-        }
-        let mut windows = Vec::new();
-        for _ in 0..WINDOWS {
-            let before = ALLOCATIONS.load(Relaxed);
-            COUNTED.with(|c| c.set(true));
-            for i in 0..10_000 {
-                emit(i);
-            }
-            COUNTED.with(|c| c.set(false));
-            windows.push(ALLOCATIONS.load(Relaxed) - before);
-            if windows.last() == Some(&0) {
-                break;
-            }
-        }
-        windows
+        windows(emit)
     });
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(
@@ -295,23 +279,7 @@ fn opentelemetry_ids_allocate_nothing_per_event() {
     let windows = tracing::subscriber::with_default(subscriber, || {
         let _outer = tracing::info_span!("server", port = 8080).entered();
         let _inner = tracing::info_span!("request", id = 7).entered();
-        for i in 0..100_000 {
-            emit(i);
-        }
-        let mut windows = Vec::new();
-        for _ in 0..WINDOWS {
-            let before = ALLOCATIONS.load(Relaxed);
-            COUNTED.with(|c| c.set(true));
-            for i in 0..10_000 {
-                emit(i);
-            }
-            COUNTED.with(|c| c.set(false));
-            windows.push(ALLOCATIONS.load(Relaxed) - before);
-            if windows.last() == Some(&0) {
-                break;
-            }
-        }
-        windows
+        windows(emit)
     });
     guard.shutdown_blocking().unwrap();
     provider.shutdown().unwrap();
