@@ -87,6 +87,7 @@
 //!   ([`Error::ShutdownTimeout`] says what was not confirmed written).
 //! - Retention bounds the folder at every rotation, however far compression lags.
 
+#![forbid(unsafe_code)]
 #![warn(
     missing_docs,
     missing_debug_implementations,
