@@ -43,14 +43,19 @@ impl Faults {
         }
     }
 
+    /// Blocks the operation while `switch` is on (a stalled disk, a lagging janitor).
+    fn wait_while(switch: &AtomicBool) {
+        while switch.load(Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     pub(crate) fn write(&self) -> io::Result<()> {
         self.write_attempts.fetch_add(1, Relaxed);
         if self.panic_in_write.swap(false, Relaxed) {
             panic!("injected: the writer panics");
         }
-        while self.stall_writes.load(Relaxed) {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        Self::wait_while(&self.stall_writes);
         Self::check(&self.writes, ENOSPC)
     }
 
@@ -72,9 +77,7 @@ impl Faults {
     }
 
     pub(crate) fn compress(&self) -> io::Result<()> {
-        while self.hold_compressions.load(Relaxed) {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        Self::wait_while(&self.hold_compressions);
         Self::check(&self.compressions, EIO)
     }
 }

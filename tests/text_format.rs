@@ -224,6 +224,18 @@ fn text_sink_with_thread_names(dir: &std::path::Path) -> (logsink::SinkLayer, lo
         .unwrap()
 }
 
+/// Runs `log` on a thread of its own, named `name` (unnamed for `None`), to its end.
+fn on_thread(name: Option<&str>, log: impl FnOnce() + Send + 'static) {
+    let thread = std::thread::Builder::new();
+    match name {
+        Some(name) => thread.name(name.to_owned()).spawn(log),
+        None => thread.spawn(log),
+    }
+    .unwrap()
+    .join()
+    .unwrap();
+}
+
 /// Thread names in text are right-aligned to the longest name written so far, as
 /// tracing-subscriber aligns them (counting characters, not bytes); unnamed threads show their
 /// id unaligned (`ThreadId(07)`, its number padded as tracing-subscriber pads it). With thread
@@ -255,13 +267,7 @@ fn text_thread_names_are_aligned_as_tracing_subscriber_aligns_them() {
         let dispatch = dispatch.clone();
         let log =
             move || tracing::dispatcher::with_default(&dispatch, || tracing::info!(n = 1, "hi"));
-        match name {
-            Some(name) => std::thread::Builder::new().name(name.to_owned()).spawn(log),
-            None => std::thread::Builder::new().spawn(log),
-        }
-        .unwrap()
-        .join()
-        .unwrap();
+        on_thread(name, log);
     }
     guard.shutdown_blocking().unwrap();
     let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
@@ -297,13 +303,7 @@ fn text_thread_names_are_aligned_as_tracing_subscriber_aligns_them() {
                 tracing::info_span!("s", k = 1).in_scope(|| tracing::info!(n = 1, "hi"))
             })
         };
-        match name {
-            Some(name) => std::thread::Builder::new().name(name.to_owned()).spawn(log),
-            None => std::thread::Builder::new().spawn(log),
-        }
-        .unwrap()
-        .join()
-        .unwrap();
+        on_thread(name, log);
     }
     guard.shutdown_blocking().unwrap();
     let ours = std::fs::read_to_string(dir.path().join("app.log")).unwrap();
