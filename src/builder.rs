@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use time::UtcOffset;
 
-use crate::clock::Clock;
-use crate::compress::Compression;
+use crate::caller::clock::Clock;
+use crate::caller::layer::JsonSpans;
 use crate::error::ROTATED_SUFFIX_LEN;
-use crate::folder::Folder;
-use crate::format::{LineFormatter, LineOptions};
-use crate::janitor::Janitor;
-use crate::layer::JsonSpans;
-use crate::record;
-use crate::retention::Retention;
-use crate::rotation::{Period, Policy};
+use crate::files::compress::Compression;
+use crate::files::folder::Folder;
+use crate::files::janitor::Janitor;
+use crate::files::retention::Retention;
+use crate::files::rotation::{Period, Policy};
+use crate::handoff::record;
 use crate::stats::Shared;
+use crate::writer::format::{LineFormatter, LineOptions};
 use crate::writer::Writer;
 use crate::{Error, Format, SinkGuard, SinkLayer};
 
@@ -471,7 +471,7 @@ impl Builder {
             period: self.rotate_every,
             offset: self.utc_offset,
         };
-        let (active, preamble) = crate::startup::open_active(
+        let (active, preamble) = crate::files::startup::open_active(
             folder.clone(),
             policy,
             self.names_in_utc_offset.then_some(self.utc_offset),
@@ -495,7 +495,7 @@ impl Builder {
         }
         .spawn()?;
 
-        let (tx, control, inbox, queue_len) = crate::queue::queue(self.queue_capacity);
+        let (tx, control, inbox, queue_len) = crate::handoff::queue::queue(self.queue_capacity);
         // Room for as many buffers as can be in flight, so that steady state never allocates.
         let (giver, taker) = record::pool(self.queue_capacity + POOL_SLACK);
         let writer = Writer::new(
@@ -519,7 +519,7 @@ impl Builder {
             .clone();
 
         if self.format == Format::Text {
-            crate::encode::TEXT_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
+            crate::caller::encode::TEXT_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let layer = SinkLayer {
             tx,
@@ -528,7 +528,7 @@ impl Builder {
             overflow: self.overflow,
             clock,
             writer: writer.clone(),
-            id: crate::layer::next_layer_id(),
+            id: crate::caller::layer::next_layer_id(),
             queue_bytes: self.queue_bytes,
             format: self.format,
             json_spans: self.json_spans,
@@ -537,7 +537,9 @@ impl Builder {
             thread_ids: self.thread_ids,
             thread_name_width: Default::default(),
             #[cfg(feature = "opentelemetry")]
-            otel: crate::otel::Lookup::new(self.opentelemetry_ids && self.format == Format::Json),
+            otel: crate::caller::otel::Lookup::new(
+                self.opentelemetry_ids && self.format == Format::Json,
+            ),
         };
         Ok((
             layer,
@@ -668,7 +670,7 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::MockClock;
+    use crate::caller::clock::MockClock;
     use std::fs;
     use std::time::UNIX_EPOCH;
     use tracing_subscriber::prelude::*;

@@ -1,7 +1,7 @@
 //! [`SinkGuard`]: flush, statistics, and the shutdown handshake.
 //!
 //! Markers go through the queue's control channel, and the writer takes every event queued
-//! before a marker ahead of it (see [`queue`](crate::queue)), so "everything sent before" is
+//! before a marker ahead of it (see [`queue`](crate::handoff::queue)), so "everything sent before" is
 //! exact. Blocking waits use a crossbeam channel; async waits a tokio oneshot, which needs no
 //! runtime to be answered, so a sink never depends on a runtime being alive.
 //!
@@ -36,8 +36,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 
-use crate::queue::QueueLen;
-use crate::record::{Marker, Reply};
+use crate::handoff::queue::QueueLen;
+use crate::handoff::record::{Marker, Reply};
 use crate::stats::Shared;
 use crate::{Error, Stats, StatsHandle};
 

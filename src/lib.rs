@@ -95,32 +95,24 @@
     rust_2018_idioms
 )]
 
+// The public API: configuration, the guard, scoped use, counters, errors, the `MakeWriter`.
 mod builder;
-mod clock;
-mod compress;
-mod current;
-mod encode;
 mod error;
+mod guard;
+mod make_writer;
+mod scope;
+mod stats;
+
+// The pipeline, one folder per stage, in the order an event travels.
+mod caller;
+mod files;
+mod handoff;
+mod writer;
+
 #[cfg(test)]
 mod faults;
-mod folder;
-mod format;
-mod guard;
-mod janitor;
-mod layer;
-mod make_writer;
-#[cfg(feature = "opentelemetry")]
-mod otel;
-mod queue;
-mod record;
-mod retention;
-mod rotation;
-mod scope;
-mod startup;
-mod stats;
 #[cfg(test)]
 mod tests;
-mod writer;
 
 // The README's Rust snippets are compiled (and the runnable ones run) as doctests.
 #[cfg(doctest)]
@@ -128,13 +120,13 @@ mod writer;
 struct ReadmeDoctests;
 
 pub use builder::{Builder, LogSink, Overflow, MAX_QUEUE_CAPACITY};
-pub use compress::Compression;
+pub use caller::layer::SinkLayer;
 pub use error::Error;
-pub use format::Format;
+pub use files::compress::Compression;
+pub use files::rotation::Period;
 pub use guard::SinkGuard;
-pub use layer::SinkLayer;
 pub use make_writer::{EventWriter, SinkWriter};
-pub use rotation::Period;
 pub use scope::ScopedSink;
 pub use stats::{Stats, StatsHandle};
 pub use time::UtcOffset;
+pub use writer::format::Format;

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::clock::Stamp;
-use crate::record::Record;
+use crate::caller::clock::Stamp;
+use crate::handoff::record::Record;
 use crate::{Builder, Error, SinkGuard, SinkLayer};
 
 impl Builder {
@@ -307,7 +307,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::clock::{Clock, MockClock};
+    use crate::caller::clock::{Clock, MockClock};
     use crate::faults::Faults;
     use crate::{Compression, LogSink, Period};
 

@@ -60,7 +60,7 @@ pub struct Stats {
 #[derive(Debug, Clone)]
 pub struct StatsHandle {
     pub(crate) shared: std::sync::Arc<Shared>,
-    pub(crate) queue: crate::queue::QueueLen,
+    pub(crate) queue: crate::handoff::queue::QueueLen,
 }
 
 impl StatsHandle {
@@ -172,7 +172,7 @@ impl Shared {
     /// Gives back a record's share of the queue's byte budget once it left the queue (or never
     /// entered it): only records over `record::LARGE_EVENT` took one.
     pub(crate) fn release_large(&self, size: usize) {
-        if size > crate::record::LARGE_EVENT {
+        if size > crate::handoff::record::LARGE_EVENT {
             self.large_bytes.fetch_sub(size, Relaxed);
         }
     }

@@ -17,8 +17,8 @@ use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 use tracing_subscriber::prelude::*;
 
-use crate::clock::{Clock, MockClock};
-use crate::record::{Marker, Reply};
+use crate::caller::clock::{Clock, MockClock};
+use crate::handoff::record::{Marker, Reply};
 use crate::{Builder, Compression, LogSink, Period, SinkGuard, Stats};
 
 const SECOND: Duration = Duration::from_secs(1);

@@ -4,7 +4,7 @@
 //! The writer hands each rotated file over by message and never touches it again; from then on
 //! the janitor owns it. The janitor itself never compresses: a compressor thread of its own
 //! does, one file at a time (in parallel pieces on up to [`MAX_COMPRESSORS`] threads, no more
-//! than there are CPUs; see [`compress`](crate::compress)). So the janitor is always free to
+//! than there are CPUs; see [`compress`](crate::files::compress)). So the janitor is always free to
 //! apply retention the moment a file rotates, and the folder stays within its limits however
 //! far compression falls behind (a high level, a slow CPU, a burst):
 //!
@@ -40,11 +40,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select, Sender};
 
-use crate::clock::Clock;
-use crate::compress::{gzip_file, gzip_holds, Compression};
-use crate::folder::{Entry, Folder};
-use crate::retention::{Candidate, Retention};
-use crate::rotation::Kind;
+use crate::caller::clock::Clock;
+use crate::files::compress::{gzip_file, gzip_holds, Compression};
+use crate::files::folder::{Entry, Folder};
+use crate::files::retention::{Candidate, Retention};
+use crate::files::rotation::Kind;
 use crate::stats::Shared;
 use crate::Error;
 

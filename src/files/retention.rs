@@ -1,12 +1,12 @@
 //! Which rotated files to delete: by count, total size and age.
 //!
 //! Only files whose names parse as this sink's rotated names are ever considered (see
-//! [`rotation::parse_rotated`](crate::rotation::parse_rotated)); the active file and anything
+//! [`rotation::parse_rotated`](crate::files::rotation::parse_rotated)); the active file and anything
 //! else in the folder are never candidates.
 
 use std::time::{Duration, SystemTime};
 
-use crate::rotation::Position;
+use crate::files::rotation::Position;
 
 /// The retention limits; `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default)]

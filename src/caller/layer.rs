@@ -13,10 +13,10 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::clock::Clock;
-use crate::current;
-use crate::encode::{span_json_without_fields, EventEncoder, SpanFields, SpanVisitor};
-use crate::record::{PoolTaker, Record, LARGE_EVENT};
+use crate::caller::clock::Clock;
+use crate::caller::current;
+use crate::caller::encode::{span_json_without_fields, EventEncoder, SpanFields, SpanVisitor};
+use crate::handoff::record::{PoolTaker, Record, LARGE_EVENT};
 use crate::stats::Shared;
 use crate::{Format, Overflow};
 
@@ -65,7 +65,7 @@ pub struct SinkLayer {
     pub(crate) thread_name_width: AtomicUsize,
     /// Looks up OpenTelemetry ids for each event, when the sink writes them.
     #[cfg(feature = "opentelemetry")]
-    pub(crate) otel: Option<crate::otel::Lookup>,
+    pub(crate) otel: Option<crate::caller::otel::Lookup>,
 }
 
 /// Which span keys a JSON line carries: tracing-subscriber's `with_current_span` (`span`) and
@@ -521,9 +521,9 @@ impl ThreadTag {
             None => (debug_id.clone(), text_id.clone(), None),
         };
         let mut json_name = b",\"threadName\":".to_vec();
-        crate::encode::write_str(&mut json_name, &name);
+        crate::caller::encode::write_str(&mut json_name, &name);
         let mut json_id = b",\"threadId\":".to_vec();
-        crate::encode::write_str(&mut json_id, &debug_id);
+        crate::caller::encode::write_str(&mut json_id, &debug_id);
         ThreadTag {
             json_name,
             json_id,

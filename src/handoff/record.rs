@@ -1,9 +1,9 @@
 //! What crosses the queue from callers to the writer, and the buffers that come back.
 //!
 //! A [`Record`] carries an event in the compact form the caller wrote it in (see
-//! [`encode`](crate::encode)); the writer turns it into a JSON line. Markers ([`Marker::Flush`],
+//! [`encode`](crate::caller::encode)); the writer turns it into a JSON line. Markers ([`Marker::Flush`],
 //! [`Marker::Shutdown`]) come from the guard through the queue's control channel (see
-//! [`queue`](crate::queue) for how they stay behind every event sent before them).
+//! [`queue`](crate::handoff::queue) for how they stay behind every event sent before them).
 //!
 //! Buffers are recycled: the writer clears each record's buffer and sends it back, in batches,
 //! through a bounded pool channel; callers take a batch into a thread-local stash and use it
@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use crossbeam_channel::{Receiver, Sender};
 use tracing::Metadata;
 
-use crate::clock::Stamp;
+use crate::caller::clock::Stamp;
 use crate::{Error, Stats};
 
 /// Buffers grown past this are freed instead of recycled, so one huge event does not pin its
@@ -49,7 +49,7 @@ pub(crate) struct Record {
     pub(crate) span_end: usize,
     /// The OpenTelemetry ids of the event's span, if the sink writes them.
     #[cfg(feature = "opentelemetry")]
-    pub(crate) otel_ids: crate::otel::Ids,
+    pub(crate) otel_ids: crate::caller::otel::Ids,
 }
 
 /// Marks a [`Record`] that holds a finished line from a
@@ -89,7 +89,7 @@ impl Record {
             fields_len: 0,
             span_end: 0,
             #[cfg(feature = "opentelemetry")]
-            otel_ids: crate::otel::Ids::NONE,
+            otel_ids: crate::caller::otel::Ids::NONE,
         }
     }
 

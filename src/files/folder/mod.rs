@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use crate::rotation::{parse_rotated, RotatedName};
+use crate::files::rotation::{parse_rotated, RotatedName};
 use crate::Error;
 
 #[cfg(not(unix))]

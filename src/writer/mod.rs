@@ -20,6 +20,8 @@
 //! late events as dropped (events that raced past the layer's closed check), so none goes
 //! missing uncounted and no blocked caller waits forever. It ends when every sender is gone.
 
+pub(crate) mod format;
+
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
@@ -28,14 +30,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::clock::{Clock, Timebase};
-use crate::folder::Folder;
-use crate::format::LineFormatter;
-use crate::janitor::JanitorHandle;
-use crate::queue::{Batch, Inbox};
-use crate::record::{Marker, PoolGiver, Record};
-use crate::rotation::{Namer, Policy};
+use crate::caller::clock::{Clock, Timebase};
+use crate::files::folder::Folder;
+use crate::files::janitor::JanitorHandle;
+use crate::files::rotation::{Namer, Policy};
+use crate::handoff::queue::{Batch, Inbox};
+use crate::handoff::record::{Marker, PoolGiver, Record};
 use crate::stats::Shared;
+use crate::writer::format::LineFormatter;
 use crate::Error;
 
 /// Write the buffer once it holds this much: large writes, few system calls.
@@ -113,7 +115,7 @@ impl ActiveFile {
             };
             // A different file (re-created, or replaced by someone): its own size counts now.
             self.len = file.metadata().map_or(0, |m| m.len()) + out_len as u64;
-            self.mode = crate::folder::mode_of(&file).or(self.mode);
+            self.mode = crate::files::folder::mode_of(&file).or(self.mode);
             self.file = Some(file);
         }
         Ok(self.file.as_mut().expect("just opened"))
@@ -619,7 +621,7 @@ impl Writer {
             .file
             .take()
             .as_ref()
-            .and_then(crate::folder::mode_of)
+            .and_then(crate::files::folder::mode_of)
             .or(self.active.mode);
         match self.active.rename_to_next() {
             Ok(name) => {

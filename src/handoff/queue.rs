@@ -20,7 +20,7 @@
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::record::{Marker, Record};
+use crate::handoff::record::{Marker, Record};
 
 /// Events the writer takes from the channel before it formats them: enough that their
 /// buffers' first cache misses overlap (see [`warm`]), few enough to keep a marker or a flush

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::folder::{self, Folder};
-use crate::rotation::{Namer, Policy};
+use crate::files::folder::{self, Folder};
+use crate::files::rotation::{Namer, Policy};
 use crate::stats::Shared;
 use crate::writer::ActiveFile;
 use crate::Error;

@@ -13,10 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use time::{OffsetDateTime, UtcOffset};
 use tracing::Level;
 
-use crate::encode::{
+use crate::caller::encode::{
     fields_to_json, fields_to_text, log_meta, write_int, write_str_bytes, JsonCallsite,
 };
-use crate::record::Record;
+use crate::handoff::record::Record;
 
 /// How each event is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,7 +208,7 @@ impl LineFormatter {
     fn location<'a>(
         &self,
         record: &Record,
-        log: Option<crate::encode::LogMeta<'a>>,
+        log: Option<crate::caller::encode::LogMeta<'a>>,
     ) -> (Option<&'a [u8]>, Option<u32>) {
         let (file, line) = match log {
             Some(log) => (log.file, log.line),
@@ -228,7 +228,7 @@ impl LineFormatter {
         #[cfg(feature = "opentelemetry")]
         {
             let before = out.len();
-            crate::otel::push_json(&record.otel_ids, out);
+            crate::caller::otel::push_json(&record.otel_ids, out);
             // Written with a leading comma: drop it if nothing came before (no time, no level).
             if before == open + 1 && out.len() > before {
                 out.remove(before);
@@ -478,12 +478,12 @@ mod tests {
             let meta = leaked_metadata();
             let record = Record {
                 meta,
-                time: crate::clock::Stamp::default(),
+                time: crate::caller::clock::Stamp::default(),
                 buf: Vec::new(),
                 fields_len: 0,
                 span_end: 0,
                 #[cfg(feature = "opentelemetry")]
-                otel_ids: crate::otel::Ids::NONE,
+                otel_ids: crate::caller::otel::Ids::NONE,
             };
             out.clear();
             f.format(&record, UNIX_EPOCH, &mut out);

@@ -22,7 +22,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-use crate::folder::Folder;
+use crate::files::folder::Folder;
 
 use flate2::{Compress, Crc, FlushCompress};
 
@@ -78,7 +78,7 @@ pub(crate) fn gzip_file(
     let dst = format!("{log_name}.gz");
     let mut source = folder.open_read(log_name)?;
     let modified = source.metadata()?.modified()?;
-    let mode = crate::folder::mode_of(&source);
+    let mode = crate::files::folder::mode_of(&source);
     let out = match folder.create_new(&tmp, mode) {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             folder.remove(&tmp)?;

@@ -19,7 +19,7 @@
 //! dispatcher to code running inside a dispatch, so the layer keeps a weak reference to the
 //! dispatcher it was registered in (`Layer::on_register_dispatch`) and upgrades it then.
 //!
-//! [`Record`]: crate::record::Record
+//! [`Record`]: crate::handoff::record::Record
 
 use std::cell::Cell;
 use std::sync::OnceLock;
