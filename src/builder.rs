@@ -439,7 +439,7 @@ impl Builder {
 
     /// Checks the settings, creates the directory, takes the folder's lock for this file name,
     /// opens the active file, and starts the writer thread. The first `build` in a process also calibrates the CPU's time counter,
-    /// which callers read to stamp events (about half a millisecond; 200 ms at most).
+    /// which callers read to stamp events (200 ms at most).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a refused value (see the table on [`Builder`]),

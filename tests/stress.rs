@@ -6,8 +6,8 @@
 //!
 //! The number of events per producer thread comes from the `LOGSINK_STRESS_EVENTS` environment
 //! variable, [`DEFAULT_EVENTS`] if unset: the default keeps a debug build on a 2-core machine
-//! within about 15 s (30 s with the machine otherwise busy). The full version, 8 threads ×
-//! 1,000,000 events (about 25 s in a release build on 2 cores, 1 GB of JSON in ~980 files):
+//! short enough for every `cargo test`. The full version, 8 threads × 1,000,000 events, wants a
+//! release build:
 //!
 //! ```sh
 //! LOGSINK_STRESS_EVENTS=1000000 cargo test --release --test stress -- --nocapture
@@ -39,8 +39,8 @@ use tracing::Dispatch;
 /// Events per producer thread, when set.
 const EVENTS_ENV: &str = "LOGSINK_STRESS_EVENTS";
 
-/// Events per producer thread by default: about 15 s for both tests of this file in a debug
-/// build on a 2-core machine (most of it gzip and gunzip, unoptimised).
+/// Events per producer thread by default: small enough for a debug build on a 2-core machine,
+/// where most of the time goes to gzip and gunzip, unoptimised.
 const DEFAULT_EVENTS: u64 = 30_000;
 
 /// Producer threads of the shutdown test; the last one is the late one.
