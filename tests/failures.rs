@@ -110,7 +110,6 @@ fn an_active_file_that_is_a_device_link_is_refused() {
     assert_eq!(seqs(&path), (0..300).collect::<Vec<_>>());
 }
 
-const FSIZE_CHILD: &str = "LOGSINK_FSIZE_CHILD";
 const FSIZE_LIMIT: u64 = 64 * 1024;
 const FSIZE_EVENTS: u64 = 5_000;
 
@@ -121,18 +120,15 @@ const FSIZE_EVENTS: u64 = 5_000;
 #[cfg(target_os = "linux")]
 #[test]
 fn a_file_size_limit_is_reported_and_counted() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "fsize_child", "--nocapture", "--test-threads=1"])
-        .env(FSIZE_CHILD, tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    const TEST: &str = "a_file_size_limit_is_reported_and_counted";
+    if let Some(dir) = common::child::folder(TEST) {
+        return log_past_a_file_size_limit(&dir);
+    }
+    let run = common::child::ChildRun::new();
+    let mut child = run.spawn(TEST);
+    let status = run.wait(&mut child);
+    let stdout = run.output();
+    assert!(status.success(), "child failed: {stdout}");
     let report = stdout
         .lines()
         .find_map(|l| l.split("CHILD ").nth(1))
@@ -146,7 +142,7 @@ fn a_file_size_limit_is_reported_and_counted() {
     );
     assert!(dropped > 0 && written > 0);
     assert_eq!(written + dropped, FSIZE_EVENTS);
-    let path = common::log_path(tmp.path());
+    let path = common::log_path(&run.dir);
     assert!(std::fs::metadata(&path).unwrap().len() <= FSIZE_LIMIT);
     // The limit cut the last write short: every whole line is there, in order; what was cut
     // is not counted as written.
@@ -162,13 +158,10 @@ fn a_file_size_limit_is_reported_and_counted() {
     }
 }
 
-/// The child side of `a_file_size_limit_is_reported_and_counted` (does nothing otherwise).
+/// The child part of [`a_file_size_limit_is_reported_and_counted`]: sets the limit, logs
+/// [`FSIZE_EVENTS`] events, shuts down, and prints `CHILD <written> <dropped> <errno>`.
 #[cfg(target_os = "linux")]
-#[test]
-fn fsize_child() {
-    let Some(dir) = std::env::var_os(FSIZE_CHILD) else {
-        return;
-    };
+fn log_past_a_file_size_limit(dir: &Path) {
     // SAFETY: plain libc calls on this process with valid arguments: ignore SIGXFSZ (so that
     // exceeding the limit fails the write with EFBIG instead of killing the process), and set
     // the file-size limit.
@@ -180,7 +173,7 @@ fn fsize_child() {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
-    let (layer, guard) = sink(Path::new(&dir));
+    let (layer, guard) = sink(dir);
     let stats = guard.stats_handle();
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
     log(&dispatch, 0..FSIZE_EVENTS);

@@ -16,11 +16,12 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::child::{self, ChildRun, KillOnDrop};
 use logsink::{Builder, Compression, Error, LogSink, Period, SinkGuard, Stats};
 use rotation_util::{Gunzip, ACTIVE, BASE};
 use serde_json::Value;
@@ -586,30 +587,21 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
     );
 }
 
-/// Set only in the child of [`the_folder_is_free_at_once_while_the_program_starts_processes`]:
-/// its log folder.
-const SPAWN_DIR_ENV: &str = "LOGSINK_OWNERSHIP_SPAWN_DIR";
-
 /// What that child prints on stdout when it got through every round.
 const SPAWN_DONE: &str = "logsink ownership spawning child: done";
 
 /// Rounds of [`the_folder_is_free_at_once_while_the_program_starts_processes`].
 const SPAWN_ROUNDS: u64 = 100;
 
-/// The child of [`the_folder_is_free_at_once_while_the_program_starts_processes`]; does
-/// nothing unless [`SPAWN_DIR_ENV`] is set (only that test sets it). While two threads run
+/// The child part of [`the_folder_is_free_at_once_while_the_program_starts_processes`], on
+/// the folder `dir`. While two threads run
 /// `true` without pause, it shuts a sink down and builds the next at once, [`SPAWN_ROUNDS`]
 /// times, each sink logging one event; it fails if any build is refused, and prints
 /// [`SPAWN_DONE`] if none is.
 #[cfg(unix)]
-#[test]
-fn child_restarts_sinks_while_starting_processes() {
+fn restart_sinks_while_starting_processes(dir: &Path) {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-    let Some(dir) = std::env::var_os(SPAWN_DIR_ENV) else {
-        return;
-    };
-    let dir = Path::new(&dir);
     let stop = AtomicBool::new(false);
     let (refused, spawned) = thread::scope(|s| {
         let spawners: Vec<_> = (0..2)
@@ -675,42 +667,32 @@ fn child_restarts_sinks_while_starting_processes() {
 /// at shutdown, without unlocking it, stays held for a while by a process started meanwhile,
 /// and the next sink is refused ("locked by this process").
 ///
-/// Run in a child process of its own (the test binary again, with [`SPAWN_DIR_ENV`] set), so
+/// Run in a child process of its own (the test binary again, running only this test), so
 /// that its stream of processes cannot hold the locks of the other tests running beside it:
-/// see [`child_restarts_sinks_while_starting_processes`]. The child must end successfully
-/// and say it got through all 100 rounds; its 100 events are then all in the file, in order.
+/// see [`restart_sinks_while_starting_processes`]. The child must end successfully and say
+/// it got through all 100 rounds; its 100 events are then all in the file, in order.
 #[cfg(unix)]
 #[test]
 fn the_folder_is_free_at_once_while_the_program_starts_processes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("logs");
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command
-        .args([
-            "child_restarts_sinks_while_starting_processes",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(SPAWN_DIR_ENV, &dir)
-        .stdin(Stdio::null());
-    let output = common::run_or_fail_on_hang("the spawning child", move || {
-        command.output().expect("running the child")
-    });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let said: Vec<&str> = stderr
+    const TEST: &str = "the_folder_is_free_at_once_while_the_program_starts_processes";
+    if let Some(dir) = child::folder(TEST) {
+        return restart_sinks_while_starting_processes(&dir);
+    }
+    let run = ChildRun::new();
+    let dir = &run.dir;
+    let mut child = run.spawn(TEST);
+    let status = run.wait(&mut child);
+    let output = run.output();
+    let said: Vec<&str> = output
         .lines()
         .filter(|l| l.contains("panicked") || l.contains("refused"))
         .collect();
     assert!(
-        output.status.success() && stdout.contains(SPAWN_DONE),
-        "the child failed ({}): {said:#?}",
-        output.status
+        status.success() && output.contains(SPAWN_DONE),
+        "the child failed ({status}): {said:#?}"
     );
     assert_seqs(
-        &seqs_of(&events_of(&dir, &sink_files(&dir, BASE))),
+        &seqs_of(&events_of(dir, &sink_files(dir, BASE))),
         0..SPAWN_ROUNDS,
         "one event of each sink",
     );
@@ -719,28 +701,17 @@ fn the_folder_is_free_at_once_while_the_program_starts_processes() {
 // ---------------------------------------------------------------------------------------------
 // One sink per folder and name, across processes.
 
-/// Set only in the child process: the folder it holds.
-const CHILD_DIR_ENV: &str = "LOGSINK_OWNERSHIP_CHILD_DIR";
-
 /// What the child prints on stdout once it holds the folder (followed by ` pid=<its pid>`).
 const READY: &str = "logsink ownership child: ready";
-
-/// The child's test function, which the parent runs with `--exact`.
-const CHILD_TEST: &str = "child_holds_the_folder_until_killed";
 
 /// Events the child logs (and flushes) before it says it is ready.
 const CHILD_EVENTS: u64 = 25;
 
-/// The child of [`a_sink_in_another_process_holds_the_folder_until_it_is_killed`]; does
-/// nothing unless [`CHILD_DIR_ENV`] is set (only the parent sets it). Builds a sink on that
-/// folder, logs [`CHILD_EVENTS`] events and flushes them, prints [`READY`] with its pid, and
-/// then waits on stdin (for ever: the parent kills it).
-#[test]
-fn child_holds_the_folder_until_killed() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        return;
-    };
-    let (dispatch, guard) = start(builder(Path::new(&dir)));
+/// The child part of [`a_sink_in_another_process_holds_the_folder_until_it_is_killed`]:
+/// builds a sink on `dir`, logs [`CHILD_EVENTS`] events and flushes them, prints [`READY`]
+/// with its pid, and then waits on stdin (for ever: the parent kills it).
+fn hold_the_folder_until_killed(dir: &Path) {
+    let (dispatch, guard) = start(builder(dir));
     log_seqs(&dispatch, 0..CHILD_EVENTS);
     guard.flush_blocking().expect("child: flush");
     let mut out = std::io::stdout().lock();
@@ -750,16 +721,6 @@ fn child_holds_the_folder_until_killed() {
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     drop(guard);
-}
-
-/// Kills the child on drop, so that a failing parent never leaves it running.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A sink in another process holds the folder: the test binary runs itself as a child that
@@ -774,24 +735,23 @@ impl Drop for KillOnDrop {
 /// although the child is still alive.
 #[test]
 fn a_sink_in_another_process_holds_the_folder_until_it_is_killed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("logs");
-    let other_dir = tmp.path().join("other");
-    let stderr_path = tmp.path().join("child-stderr.txt");
-    let child_output =
-        || String::from_utf8_lossy(&fs::read(&stderr_path).unwrap_or_default()).into_owned();
+    const TEST: &str = "a_sink_in_another_process_holds_the_folder_until_it_is_killed";
+    if let Some(dir) = child::folder(TEST) {
+        return hold_the_folder_until_killed(&dir);
+    }
+    let run = ChildRun::new();
+    let dir = run.dir.clone();
+    let other_dir = run.tmp.path().join("other");
+    let child_output = || run.output();
 
     // Held while the child is started (the lock's file must not leak into it).
     let (other_dispatch, other_guard) = start(builder(&other_dir));
     log_seqs(&other_dispatch, 0..5);
 
-    let exe = std::env::current_exe().expect("current_exe");
-    let child = Command::new(exe)
-        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CHILD_DIR_ENV, &dir)
+    let child = run
+        .command(TEST)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(fs::File::create(&stderr_path).unwrap())
         .spawn()
         .expect("starting the child");
     let mut child = KillOnDrop(child);

@@ -2,6 +2,8 @@
 //! checking the timestamp format. Each test binary uses a different subset.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
