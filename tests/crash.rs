@@ -6,13 +6,12 @@
 //! takes its child part, [`log_until_killed`] (see `common::child`).
 
 mod common;
-#[path = "common/rotation_util.rs"]
-mod rotation_util;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::child::{self, ChildRun};
+use common::rotation_util;
 use logsink::{Compression, LogSink, SinkGuard, SinkLayer};
 use rotation_util::{Gunzip, ACTIVE, BASE};
 use tracing::info;
@@ -45,7 +44,7 @@ fn sink(dir: &Path) -> (SinkLayer, SinkGuard) {
 /// ..., phase: "child"}` from one thread, forever, until the parent kills the process.
 fn log_until_killed(dir: &Path) -> ! {
     let (layer, _guard) = sink(dir);
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
         for seq in 0u64.. {
             info!(seq, phase = "child", "before the crash");
         }
@@ -97,7 +96,7 @@ fn run_child_and_kill(run: &ChildRun, rotated_gz: usize) -> String {
 /// `{seq, phase: "restart"}`, shuts down, and checks the folder.
 fn restart_and_check(dir: &Path, at_kill: &str) {
     let (layer, guard) = sink(dir);
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
         for seq in 0..AFTER_RESTART {
             info!(seq, phase = "restart", "after the restart");
         }
@@ -119,10 +118,7 @@ fn restart_and_check(dir: &Path, at_kill: &str) {
     let mut cut_short: Option<(String, usize, String)> = None;
     for name in &names {
         let bytes = rotation_util::content(&dir.join(name), Gunzip::System);
-        for (i, line) in rotation_util::split_lines(&bytes, name)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, line) in common::split_lines(&bytes, name).into_iter().enumerate() {
             let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
                 assert!(
                     cut_short.is_none(),
@@ -137,8 +133,8 @@ fn restart_and_check(dir: &Path, at_kill: &str) {
                 cut_short = Some((name.clone(), i + 1, line));
                 continue;
             };
-            let seq = rotation_util::field_u64(&value, "seq");
-            match rotation_util::field_str(&value, "phase") {
+            let seq = common::field_u64(&value, "seq");
+            match common::field_str(&value, "phase") {
                 "child" => {
                     assert!(
                         restart_seqs.is_empty(),

@@ -16,14 +16,11 @@ use std::thread;
 use std::time::Duration;
 
 use common::child::{self, ChildRun, CHILD_DEADLINE};
-use logsink::{LogSink, SinkGuard, SinkLayer};
+use logsink::{SinkGuard, SinkLayer};
 use serde_json::Value;
 use tracing::info;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-/// A flush interval that never fires during a test: only the guard puts data in the file.
-const HOUR: Duration = Duration::from_secs(3600);
 
 /// Events logged by the children that end by themselves: about 650 KB of lines, so the
 /// writer writes some of them when its buffer fills and the rest only when told to.
@@ -51,25 +48,10 @@ const KILL_AT_SEQ: u64 = 500;
 const KILL_ME: &str = "exit_paths child: kill me now";
 
 fn sink(dir: &Path, flush_interval: Duration) -> (SinkLayer, SinkGuard) {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(common::FILE_NAME)
+    common::builder(dir)
         .flush_interval(flush_interval)
         .build()
         .expect("building the sink")
-}
-
-/// Checks that `lines` are the events `{seq: 0..count}` in order.
-fn assert_seqs(lines: &[Value], count: u64, what: &str) {
-    assert_eq!(lines.len() as u64, count, "{what}: number of events");
-    for (i, line) in lines.iter().enumerate() {
-        assert_eq!(
-            common::field_u64(line, "seq"),
-            i as u64,
-            "{what}: line {}: {line}",
-            i + 1
-        );
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -79,7 +61,7 @@ fn assert_seqs(lines: &[Value], count: u64, what: &str) {
 /// sink globally with a 1-hour flush interval, logs [`EVENTS`] events `{seq}`, and panics with
 /// the guard still a local of this function.
 fn panic_with_the_guard_in_scope(dir: &Path) -> ! {
-    let (layer, _guard) = sink(dir, HOUR);
+    let (layer, _guard) = sink(dir, common::HOUR);
     tracing_subscriber::registry().with(layer).init();
     for seq in 0..EVENTS {
         info!(seq, "before the panic");
@@ -114,7 +96,7 @@ fn a_panic_unwinding_past_the_guard_writes_every_event() {
         "the sink reported an error; output:\n{output}"
     );
     let lines = common::read_json_lines(&common::log_path(&run.dir));
-    assert_seqs(&lines, EVENTS, "after the panic");
+    common::assert_seqs(&common::seqs(&lines), 0..EVENTS, "after the panic");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -225,7 +207,7 @@ fn kill_9_loses_at_most_the_flush_interval_then_restart_continues() {
     assert!(!status.success(), "the child was not killed: {status}");
 
     let (lines, cut) = lines_at_kill(&std::fs::read(&path).unwrap());
-    assert_seqs(&lines, lines.len() as u64, "at the kill");
+    common::assert_seqs(&common::seqs(&lines), 0..lines.len() as u64, "at the kill");
     let times: Vec<i64> = lines
         .iter()
         .map(|l| common::field_u64(l, "t_us") as i64)
@@ -254,7 +236,7 @@ fn kill_9_loses_at_most_the_flush_interval_then_restart_continues() {
 
     // Restart on the same folder.
     let (layer, guard) = sink(&run.dir, Duration::from_millis(200));
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let dispatch = common::dispatch(layer);
     tracing::dispatcher::with_default(&dispatch, || info!(phase = "restart", "after the kill"));
     drop(dispatch);
     let stats = guard
@@ -294,7 +276,7 @@ fn kill_9_loses_at_most_the_flush_interval_then_restart_continues() {
 /// The child part of [`process_exit_after_flush_blocking_keeps_every_event`]: logs [`EVENTS`]
 /// events with a 1-hour flush interval, calls `flush_blocking`, then `std::process::exit(0)`.
 fn flush_then_exit(dir: &Path) -> ! {
-    let (layer, guard) = sink(dir, HOUR);
+    let (layer, guard) = sink(dir, common::HOUR);
     tracing_subscriber::registry().with(layer).init();
     for seq in 0..EVENTS {
         info!(seq, "before exit");
@@ -317,7 +299,7 @@ fn process_exit_after_flush_blocking_keeps_every_event() {
     let status = run.wait(&mut child);
     assert!(status.success(), "{status}; output:\n{}", run.output());
     let lines = common::read_json_lines(&common::log_path(&run.dir));
-    assert_seqs(&lines, EVENTS, "after flush and exit");
+    common::assert_seqs(&common::seqs(&lines), 0..EVENTS, "after flush and exit");
 }
 
 /// Events of the child that exits without a flush: about 120 KB, below the writer's 256 KiB
@@ -330,7 +312,7 @@ const EXITING: &str = "exit_paths child: logged every event, exiting";
 /// The child part of [`process_exit_without_flush_may_lose_events`]: as [`flush_then_exit`],
 /// with [`NO_FLUSH_EVENTS`] events and without the flush; prints [`EXITING`] before the exit.
 fn exit_without_flush(dir: &Path) -> ! {
-    let (layer, _guard) = sink(dir, HOUR);
+    let (layer, _guard) = sink(dir, common::HOUR);
     tracing_subscriber::registry().with(layer).init();
     for seq in 0..NO_FLUSH_EVENTS {
         info!(seq, "before exit");
@@ -365,7 +347,11 @@ fn process_exit_without_flush_may_lose_events() {
     let bytes = std::fs::read(&path).expect("the child's sink created its file");
     let (lines, cut) = lines_at_kill(&bytes);
     assert!(lines.len() as u64 <= NO_FLUSH_EVENTS);
-    assert_seqs(&lines, lines.len() as u64, "after exit without flush");
+    common::assert_seqs(
+        &common::seqs(&lines),
+        0..lines.len() as u64,
+        "after exit without flush",
+    );
     eprintln!(
         "process::exit without flush: {} of {NO_FLUSH_EVENTS} events reached the file \
          (cut-short line: {cut:?})",

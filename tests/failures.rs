@@ -7,34 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
-
-use logsink::{LogSink, SinkGuard, SinkLayer};
-use tracing::Dispatch;
-use tracing_subscriber::prelude::*;
-
-fn sink(dir: &Path) -> (SinkLayer, SinkGuard) {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(common::FILE_NAME)
-        .flush_interval(Duration::from_secs(3_600))
-        .build()
-        .unwrap()
-}
-
-fn log(dispatch: &Dispatch, range: std::ops::Range<u64>) {
-    tracing::dispatcher::with_default(dispatch, || {
-        for seq in range {
-            tracing::info!(seq, "event");
-        }
-    });
-}
 
 fn seqs(path: &Path) -> Vec<u64> {
-    common::read_json_lines(path)
-        .iter()
-        .map(|l| common::field_u64(l, "seq"))
-        .collect()
+    common::seqs(&common::read_json_lines(path))
 }
 
 /// The log folder is deleted while the sink runs: the writer notices before its next write
@@ -44,12 +19,12 @@ fn seqs(path: &Path) -> Vec<u64> {
 fn a_deleted_log_folder_is_created_again() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("logs");
-    let (layer, guard) = sink(&dir);
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    log(&dispatch, 0..100);
+    let (layer, guard) = common::sink(&dir);
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 0..100);
     guard.flush_blocking().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    log(&dispatch, 100..200);
+    common::log_seqs(&dispatch, 100..200);
     guard.flush_blocking().unwrap();
     assert_eq!(
         seqs(&common::log_path(&dir)),
@@ -64,13 +39,13 @@ fn a_deleted_log_folder_is_created_again() {
 #[test]
 fn an_active_file_moved_away_is_replaced() {
     let tmp = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink(tmp.path());
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    log(&dispatch, 0..50);
+    let (layer, guard) = common::sink(tmp.path());
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 0..50);
     guard.flush_blocking().unwrap();
     let moved = tmp.path().join("moved-by-someone.log");
     std::fs::rename(common::log_path(tmp.path()), &moved).unwrap();
-    log(&dispatch, 50..120);
+    common::log_seqs(&dispatch, 50..120);
     guard.shutdown_blocking().unwrap();
     assert_eq!(seqs(&moved), (0..50).collect::<Vec<_>>());
     assert_eq!(
@@ -89,11 +64,7 @@ fn an_active_file_that_is_a_device_link_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let path = common::log_path(tmp.path());
     std::os::unix::fs::symlink("/dev/full", &path).unwrap();
-    let error = LogSink::builder()
-        .directory(tmp.path())
-        .file_name(common::FILE_NAME)
-        .build()
-        .unwrap_err();
+    let error = common::builder(tmp.path()).build().unwrap_err();
     assert!(matches!(error, logsink::Error::Open { .. }), "{error:?}");
     assert!(error.to_string().contains("not a regular file"), "{error}");
     assert!(std::fs::symlink_metadata(&path)
@@ -101,16 +72,18 @@ fn an_active_file_that_is_a_device_link_is_refused() {
         .file_type()
         .is_symlink());
     std::fs::remove_file(&path).unwrap();
-    let (layer, guard) = sink(tmp.path());
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    log(&dispatch, 0..300);
+    let (layer, guard) = common::sink(tmp.path());
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 0..300);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!((stats.events_written, stats.events_dropped), (300, 0));
     assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
     assert_eq!(seqs(&path), (0..300).collect::<Vec<_>>());
 }
 
+#[cfg(target_os = "linux")]
 const FSIZE_LIMIT: u64 = 64 * 1024;
+#[cfg(target_os = "linux")]
 const FSIZE_EVENTS: u64 = 5_000;
 
 /// A file-size limit (`RLIMIT_FSIZE`, in a child process so that it binds nothing else):
@@ -173,10 +146,10 @@ fn log_past_a_file_size_limit(dir: &Path) {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
-    let (layer, guard) = sink(dir);
+    let (layer, guard) = common::sink(dir);
     let stats = guard.stats_handle();
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    log(&dispatch, 0..FSIZE_EVENTS);
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 0..FSIZE_EVENTS);
     let error = guard.shutdown_blocking().unwrap_err();
     let errno = error.io_error().and_then(|e| e.raw_os_error()).unwrap_or(0);
     let stats = stats.get();

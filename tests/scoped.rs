@@ -17,10 +17,7 @@ use tracing::instrument::WithSubscriber;
 use tracing::Instrument;
 
 fn scoped_in(dir: &Path) -> ScopedSink {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(common::FILE_NAME)
-        .flush_interval(Duration::from_secs(3600))
+    common::builder(dir)
         .build_scoped()
         .expect("building the scoped sink")
 }
