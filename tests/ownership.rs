@@ -266,6 +266,7 @@ fn a_second_sink_on_the_same_folder_and_name_is_refused_and_changes_nothing() {
         Some(long_ago()),
     );
     write_file(&dir, "notes.txt", b"someone else's\n", None);
+    #[cfg(unix)]
     let alias = tmp.path().join("alias");
     #[cfg(unix)]
     std::os::unix::fs::symlink(&dir, &alias).unwrap();
@@ -520,9 +521,11 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
 }
 
 /// What that child prints on stdout when it got through every round.
+#[cfg(unix)]
 const SPAWN_DONE: &str = "logsink ownership spawning child: done";
 
 /// Rounds of [`the_folder_is_free_at_once_while_the_program_starts_processes`].
+#[cfg(unix)]
 const SPAWN_ROUNDS: u64 = 100;
 
 /// The child part of [`the_folder_is_free_at_once_while_the_program_starts_processes`], on
@@ -1144,6 +1147,7 @@ fn names_taken_by_symlinks_and_other_files_are_skipped_never_followed() {
 
 /// The outcome of `build()` in a folder whose active file is something the sink did not make:
 /// it must be refused with `Error::Open` on the active file, saying "not a regular file".
+#[cfg(unix)]
 fn assert_active_refused(dir: &Path, what: &str) {
     let dir_owned = dir.to_path_buf();
     let result = common::run_or_fail_on_hang(what, move || builder(&dir_owned).build().map(|_| ()));

@@ -33,6 +33,9 @@ pub fn builder(dir: &Path) -> logsink::Builder {
         .directory(dir)
         .file_name(FILE_NAME)
         .flush_interval(HOUR)
+        // A loaded CI machine can take longer than the default to write a large test's events;
+        // the hang guard still catches a shutdown that never ends.
+        .shutdown_timeout(HANG_GUARD)
 }
 
 /// The sink of [`builder`].
