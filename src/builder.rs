@@ -96,6 +96,7 @@ impl LogSink {
 /// | [`utc_offset`](Builder::utc_offset) | UTC | — |
 /// | [`names_in_utc_offset`](Builder::names_in_utc_offset) | `false` (names in UTC) | — |
 /// | [`compression`](Builder::compression) | `Compression::Gzip { level: 6 }` | a gzip level above 9 |
+/// | [`compress_after`](Builder::compress_after) | zero (compressed at once) | — (a huge duration means never) |
 /// | [`keep_files`](Builder::keep_files) | unlimited | 0 |
 /// | [`max_total_size`](Builder::max_total_size) | unlimited | 0 |
 /// | [`max_age`](Builder::max_age) | unlimited | zero |
@@ -121,6 +122,7 @@ pub struct Builder {
     rotate_every: Option<Period>,
     utc_offset: UtcOffset,
     compression: Compression,
+    compress_after: Duration,
     keep_files: Option<usize>,
     max_total_size: Option<u64>,
     max_age: Option<Duration>,
@@ -154,6 +156,7 @@ impl Default for Builder {
             rotate_every: None,
             utc_offset: UtcOffset::UTC,
             compression: Compression::default(),
+            compress_after: Duration::ZERO,
             keep_files: None,
             max_total_size: None,
             max_age: None,
@@ -394,6 +397,28 @@ impl Builder {
         self
     }
 
+    /// Leave each rotated file plain (`.log`) for at least `delay` after its rotation before
+    /// compressing it, as logrotate's `delaycompress` does: collectors that tail the rotated
+    /// names by glob (Vector's `file` source, Fluent Bit's `tail` with `Rotate_Wait`) read a
+    /// file to its end under its rotated name before it turns into a `.gz`. Default: zero
+    /// (compressed as soon as the compressor is free).
+    ///
+    /// The delay runs on the wall clock from the rotation; for a file found plain at start-up
+    /// (the last run ended before its delay had passed), from its last modification. Shutdown
+    /// does not wait for it: files still within their delay stay plain and whole, and the next
+    /// start compresses them once their delay has passed. Retention is unchanged: every
+    /// rotated file but the two newest waiting for compression counts toward
+    /// [`keep_files`](Builder::keep_files), [`max_total_size`](Builder::max_total_size) (at
+    /// its plain size while it waits) and [`max_age`](Builder::max_age), and may be deleted
+    /// before it was compressed (counted in
+    /// [`Stats::files_deleted_uncompressed`](crate::Stats::files_deleted_uncompressed)): leave
+    /// room for the files that rotate within `delay`. Any duration is accepted: with
+    /// [`Compression::None`] it changes nothing, and one too long for the clock means never.
+    pub fn compress_after(mut self, delay: Duration) -> Self {
+        self.compress_after = delay;
+        self
+    }
+
     /// Keep at most `count` rotated files (compressed or not), deleting the oldest. The
     /// active file is not counted. Default: unlimited. `build()` refuses 0.
     pub fn keep_files(mut self, count: usize) -> Self {
@@ -485,6 +510,7 @@ impl Builder {
         let janitor = Janitor {
             folder,
             compression: self.compression,
+            compress_after: self.compress_after,
             retention: Retention {
                 keep_files: self.keep_files,
                 max_total_size: self.max_total_size,

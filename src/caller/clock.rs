@@ -72,6 +72,17 @@ impl Clock {
         }
     }
 
+    /// Wakes its holder whenever a test moves the mock clock (`None` for the system clock,
+    /// which moves by itself): a thread that waits for a time on this clock waits on the
+    /// receiver too, so a test that moves the clock past that time need not sleep.
+    pub(crate) fn moves(&self) -> Option<crossbeam_channel::Receiver<()>> {
+        match self {
+            Clock::System(_) => None,
+            #[cfg(test)]
+            Clock::Mock(mock) => Some(mock.subscribe()),
+        }
+    }
+
     /// A stamp for an event happening now: the caller's only reading of time.
     #[inline]
     pub(crate) fn stamp(&self) -> Stamp {
@@ -221,6 +232,8 @@ fn from_nanos(nanos: i128) -> SystemTime {
 #[derive(Debug)]
 pub(crate) struct MockClock {
     now: Mutex<SystemTime>,
+    /// Told of every move (see [`Clock::moves`]).
+    movers: Mutex<Vec<crossbeam_channel::Sender<()>>>,
 }
 
 #[cfg(test)]
@@ -228,6 +241,7 @@ impl MockClock {
     pub(crate) fn new(start: SystemTime) -> Arc<Self> {
         Arc::new(MockClock {
             now: Mutex::new(start),
+            movers: Mutex::default(),
         })
     }
 
@@ -237,11 +251,29 @@ impl MockClock {
 
     pub(crate) fn set(&self, t: SystemTime) {
         *self.now.lock().unwrap() = t;
+        self.moved();
     }
 
     pub(crate) fn advance(&self, d: std::time::Duration) {
-        let mut now = self.now.lock().unwrap();
-        *now += d;
+        *self.now.lock().unwrap() += d;
+        self.moved();
+    }
+
+    /// A receiver that gets a message after each move (one pending at most).
+    fn subscribe(&self) -> crossbeam_channel::Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.movers.lock().unwrap().push(tx);
+        rx
+    }
+
+    fn moved(&self) {
+        // A full channel already holds a wake-up; a gone receiver no longer listens.
+        self.movers.lock().unwrap().retain(|tx| {
+            !matches!(
+                tx.try_send(()),
+                Err(crossbeam_channel::TrySendError::Disconnected(_))
+            )
+        });
     }
 }
 
