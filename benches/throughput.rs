@@ -193,6 +193,7 @@ fn child(mode: &str, threads: usize, sink: &str) {
             let rate = env_or("BENCH_RATE", 25_000);
             let seconds = env_or("BENCH_SECONDS", 2);
             let per_thread = rate * seconds;
+            let paced = Instant::now();
             let samples = run_threads(threads, &dispatch, move |t, dispatch| {
                 let mut samples = Vec::with_capacity(per_thread as usize);
                 tracing::dispatcher::with_default(dispatch, || {
@@ -215,6 +216,9 @@ fn child(mode: &str, threads: usize, sink: &str) {
                 });
                 samples
             });
+            // A run that took longer than planned fell behind the offered rate: its callers
+            // waited for room, and its latency is the queue's, not the call's.
+            result.insert("late", paced.elapsed().as_secs_f64() / seconds as f64);
             drop(dispatch);
             let dropped = finish();
             let mut all: Vec<u64> = samples.into_iter().flatten().collect();
@@ -451,6 +455,13 @@ fn machine() -> (usize, String) {
 
 const BASE: &str = "tracing-appender";
 
+/// How much longer than planned the latency runs of `sink` took (median), when that is more
+/// than a little: the sink did not keep up with the offered rate.
+fn behind(results: &Results, sink: &str) -> Option<f64> {
+    let late = med(results, "latency", sink, "late");
+    (late > 1.05).then_some(late)
+}
+
 /// The full tables for one thread count.
 fn report(results: &Results, rounds: u64, threads: usize) {
     let get = |mode: &str, sink: &str, key: &str| med(results, mode, sink, key);
@@ -472,6 +483,15 @@ fn report(results: &Results, rounds: u64, threads: usize) {
             get("throughput", sink, "disk_mib"),
             get("throughput", sink, "dropped") + get("latency", sink, "dropped"),
         );
+    }
+    for sink in SINKS {
+        if let Some(late) = behind(results, sink) {
+            println!(
+                "\n{sink} fell behind the latency runs' {} events/s: they took {late:.2}× as long \
+                 as planned, so its latency includes waiting for room in its queue.",
+                env_or("BENCH_RATE", 25_000) * threads as u64
+            );
+        }
     }
     println!(
         "\nWho formats: tracing-appender and logsink-writer(-none) (fmt::layer().json() into \
@@ -539,8 +559,16 @@ fn scaling(results: &BTreeMap<usize, Results>, rounds: u64) {
         "| threads | sink | events/s | vs {fewest} thread(s) | vs {BASE} | p50 | p99.9 | p99.9 vs {BASE} |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    let mut fell_behind = false;
     for (&threads, r) in results {
         for sink in SINKS {
+            // Marks latency measured while the sink fell behind the offered rate.
+            let mark = if behind(r, sink).is_some() {
+                fell_behind = true;
+                " †"
+            } else {
+                ""
+            };
             let own = |key: &str| med(r, "latency", sink, key);
             // Per round: this count's run against the fewest threads' run of the same round.
             let mut scale: Vec<f64> = r[&("throughput".to_owned(), sink.to_owned())]
@@ -557,7 +585,7 @@ fn scaling(results: &BTreeMap<usize, Results>, rounds: u64) {
                 )
             };
             println!(
-                "| {threads} | {sink} | {:.0} | {} | {vs_base} | {:.0} ns | {:.0} ns | {vs_base_tail} |",
+                "| {threads} | {sink} | {:.0} | {} | {vs_base} | {:.0} ns{mark} | {:.0} ns{mark} | {vs_base_tail} |",
                 med(r, "throughput", sink, "events_per_s"),
                 times(median(&mut scale)),
                 own("p50_ns"),
@@ -568,6 +596,14 @@ fn scaling(results: &BTreeMap<usize, Results>, rounds: u64) {
             "| {threads} | {NOOP} (floor) | – | – | – | {:.0} ns | {:.0} ns | – |",
             med(r, "latency", NOOP, "p50_ns"),
             med(r, "latency", NOOP, "p999_ns"),
+        );
+    }
+    if fell_behind {
+        println!(
+            "\n† the sink fell behind the latency run's offered rate ({} events/s per thread): \
+             the run took over 5% longer than planned, and its latency includes waiting for room \
+             in its queue",
+            env_or("BENCH_RATE", 25_000)
         );
     }
 }
