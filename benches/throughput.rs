@@ -3,7 +3,7 @@
 //! `cargo bench --bench throughput` runs every configuration several times, alternating, each
 //! run in a fresh child process (so peak RSS is that sink's alone), and prints medians:
 //!
-//! - **throughput**: 4 threads log flat out; the clock stops when shutdown has returned (for
+//! - **throughput**: 4 threads (`BENCH_THREADS`) log flat out; the clock stops when shutdown has returned (for
 //!   logsink: every rotated file compressed). 64 MiB rotation.
 //! - **caller latency**: the same 4 threads paced at a rate every sink keeps up with; each
 //!   call is timed on the calling thread; p50, p99, p99.9 and max over all calls. Two floors are
@@ -22,9 +22,15 @@
 //! other closely, and their median over the rounds is printed with the lowest and highest:
 //! on a shared machine a slow spell then weighs on both sides of a ratio.
 //!
-//! Settings (environment): `BENCH_ROUNDS` (default 5), `BENCH_EVENTS` per thread for the
-//! throughput runs (default 250,000), `BENCH_RATE` events/s per thread for the latency runs
-//! (default 25,000), `BENCH_SECONDS` length of a latency run (default 2).
+//! Settings (environment): `BENCH_ROUNDS` (default 5), `BENCH_THREADS` the numbers of logging
+//! threads, comma-separated (default 4), `BENCH_EVENTS` per thread for the throughput runs
+//! (default 250,000), `BENCH_RATE` events/s per thread for the latency runs (default 25,000),
+//! `BENCH_SECONDS` length of a latency run (default 2).
+//!
+//! With several thread counts (`BENCH_THREADS=1,2,4,8`), each round runs every configuration at
+//! each count, the full tables are printed for each count, and then a scaling table: events/s
+//! and caller latency by threads and sink, with the machine's CPU count, since threads beyond
+//! it measure contention for the CPUs rather than scaling.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,7 +45,8 @@ mod workload;
 use tracing_subscriber::prelude::*;
 use workload::{dir_bytes, emit};
 
-const THREADS: usize = 4;
+/// Logging threads when `BENCH_THREADS` is not set.
+const DEFAULT_THREADS: usize = 4;
 const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The sinks compared.
@@ -62,47 +69,85 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Each round's runs of one configuration: `(mode, sink)` → one result per round.
+type Results = BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>;
+
+/// `BENCH_THREADS`: comma-separated thread counts, each at least 1.
+fn thread_counts() -> Vec<usize> {
+    let Ok(spec) = std::env::var("BENCH_THREADS") else {
+        return vec![DEFAULT_THREADS];
+    };
+    let counts: Result<Vec<usize>, _> = spec.split(',').map(|n| n.trim().parse()).collect();
+    match counts {
+        Ok(mut counts) if !counts.is_empty() && !counts.contains(&0) => {
+            counts.sort_unstable();
+            counts.dedup();
+            counts
+        }
+        _ => {
+            eprintln!("BENCH_THREADS={spec:?}: expected thread counts such as 1,2,4,8");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("LOGSINK_BENCH_CHILD") {
-        let (mode, sink) = spec.split_once(':').expect("mode:sink");
-        child(mode, sink);
+        let mut parts = spec.splitn(3, ':');
+        let (Some(mode), Some(threads), Some(sink)) = (parts.next(), parts.next(), parts.next())
+        else {
+            panic!("LOGSINK_BENCH_CHILD={spec:?}: expected mode:threads:sink");
+        };
+        child(mode, threads.parse().expect("a thread count"), sink);
         return;
     }
     let rounds = env_or("BENCH_ROUNDS", 5);
-    let mut results: BTreeMap<(String, String), Vec<BTreeMap<String, f64>>> = BTreeMap::new();
+    let counts = thread_counts();
+    let mut results: BTreeMap<usize, Results> = BTreeMap::new();
+    // Thread counts inside a round: each round's runs of one count follow each other closely,
+    // as the ratios taken within a round assume.
     for round in 0..rounds {
-        for mode in ["throughput", "latency"] {
-            let floors = if mode == "latency" {
-                &[NOOP, VISIT][..]
-            } else {
-                &[]
-            };
-            for sink in SINKS.into_iter().chain(floors.iter().copied()) {
-                eprint!(
-                    "\rround {}/{rounds}: {mode} {sink}                ",
-                    round + 1
-                );
-                let r = run_child(mode, sink);
-                results
-                    .entry((mode.to_owned(), sink.to_owned()))
-                    .or_default()
-                    .push(r);
+        for &threads in &counts {
+            for mode in ["throughput", "latency"] {
+                let floors = if mode == "latency" {
+                    &[NOOP, VISIT][..]
+                } else {
+                    &[]
+                };
+                for sink in SINKS.into_iter().chain(floors.iter().copied()) {
+                    eprint!(
+                        "\rround {}/{rounds}: {threads} threads, {mode} {sink}                ",
+                        round + 1
+                    );
+                    let r = run_child(mode, threads, sink);
+                    results
+                        .entry(threads)
+                        .or_default()
+                        .entry((mode.to_owned(), sink.to_owned()))
+                        .or_default()
+                        .push(r);
+                }
             }
         }
     }
     eprintln!();
-    report(&results, rounds);
+    for (&threads, results) in &results {
+        report(results, rounds, threads);
+    }
+    if results.len() > 1 {
+        scaling(&results, rounds);
+    }
 }
 
-fn run_child(mode: &str, sink: &str) -> BTreeMap<String, f64> {
+fn run_child(mode: &str, threads: usize, sink: &str) -> BTreeMap<String, f64> {
     let out = Command::new(std::env::current_exe().unwrap())
-        .env("LOGSINK_BENCH_CHILD", format!("{mode}:{sink}"))
+        .env("LOGSINK_BENCH_CHILD", format!("{mode}:{threads}:{sink}"))
         .output()
         .expect("running the benchmark child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "child {mode}:{sink} failed: {stdout}{}",
+        "child {mode}:{threads}:{sink} failed: {stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let line = stdout
@@ -118,7 +163,7 @@ fn run_child(mode: &str, sink: &str) -> BTreeMap<String, f64> {
 }
 
 /// One run, in this (child) process: prints `RESULT key=value ...`.
-fn child(mode: &str, sink: &str) {
+fn child(mode: &str, threads: usize, sink: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (dispatch, finish) = make_sink(sink, dir.path());
     let mut result = BTreeMap::new();
@@ -126,7 +171,7 @@ fn child(mode: &str, sink: &str) {
         "throughput" => {
             let per_thread = env_or("BENCH_EVENTS", 250_000);
             let start = Instant::now();
-            run_threads(&dispatch, move |t, dispatch| {
+            run_threads(threads, &dispatch, move |t, dispatch| {
                 tracing::dispatcher::with_default(dispatch, || {
                     let span = tracing::info_span!("worker", thread = t, role = "bench");
                     let _entered = span.enter();
@@ -139,7 +184,7 @@ fn child(mode: &str, sink: &str) {
             drop(dispatch);
             let dropped = finish();
             let secs = start.elapsed().as_secs_f64();
-            let events = per_thread as f64 * THREADS as f64;
+            let events = per_thread as f64 * threads as f64;
             result.insert("events_per_s", (events - dropped as f64) / secs);
             result.insert("dropped", dropped as f64);
             result.insert("events", events);
@@ -148,7 +193,8 @@ fn child(mode: &str, sink: &str) {
             let rate = env_or("BENCH_RATE", 25_000);
             let seconds = env_or("BENCH_SECONDS", 2);
             let per_thread = rate * seconds;
-            let samples = run_threads(&dispatch, move |t, dispatch| {
+            let paced = Instant::now();
+            let samples = run_threads(threads, &dispatch, move |t, dispatch| {
                 let mut samples = Vec::with_capacity(per_thread as usize);
                 tracing::dispatcher::with_default(dispatch, || {
                     let span = tracing::info_span!("worker", thread = t, role = "bench");
@@ -170,6 +216,9 @@ fn child(mode: &str, sink: &str) {
                 });
                 samples
             });
+            // A run that took longer than planned fell behind the offered rate: its callers
+            // waited for room, and its latency is the queue's, not the call's.
+            result.insert("late", paced.elapsed().as_secs_f64() / seconds as f64);
             drop(dispatch);
             let dropped = finish();
             let mut all: Vec<u64> = samples.into_iter().flatten().collect();
@@ -310,13 +359,13 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for VisitOnly {
     }
 }
 
-fn run_threads<F>(dispatch: &Dispatch, body: F) -> Vec<Vec<u64>>
+fn run_threads<F>(threads: usize, dispatch: &Dispatch, body: F) -> Vec<Vec<u64>>
 where
     F: Fn(usize, &Dispatch) -> Vec<u64> + Send + Sync + 'static,
 {
     let body = Arc::new(body);
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
+    let barrier = Arc::new(Barrier::new(threads));
+    let threads: Vec<_> = (0..threads)
         .map(|t| {
             let (body, barrier, dispatch) = (body.clone(), barrier.clone(), dispatch.clone());
             std::thread::spawn(move || {
@@ -349,14 +398,48 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-fn report(results: &BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>, rounds: u64) {
-    let get = |mode: &str, sink: &str, key: &str| -> f64 {
-        let mut v: Vec<f64> = results[&(mode.to_owned(), sink.to_owned())]
-            .iter()
-            .map(|r| r[key])
-            .collect();
-        median(&mut v)
-    };
+/// The median over the rounds of `key` in the runs of `sink` in `mode`.
+fn med(results: &Results, mode: &str, sink: &str, key: &str) -> f64 {
+    let mut v: Vec<f64> = results[&(mode.to_owned(), sink.to_owned())]
+        .iter()
+        .map(|r| r[key])
+        .collect();
+    median(&mut v)
+}
+
+/// `key` of `num` divided by that of `den`, taken within each round (the two runs were minutes
+/// apart at most, so a slow spell of this shared machine hits both): the median over the
+/// rounds, the lowest and the highest.
+fn ratio(results: &Results, mode: &str, num: &str, den: &str, key: &str) -> (f64, f64, f64) {
+    let (a, b) = (
+        &results[&(mode.to_owned(), num.to_owned())],
+        &results[&(mode.to_owned(), den.to_owned())],
+    );
+    let mut v: Vec<f64> = a.iter().zip(b).map(|(x, y)| x[key] / y[key]).collect();
+    let mid = median(&mut v);
+    (mid, v[0], v[v.len() - 1])
+}
+
+/// A ratio as `2.00×`, or below 1 as `1/2.0`.
+fn times(r: f64) -> String {
+    if r >= 1.0 {
+        format!("{r:.2}×")
+    } else {
+        format!("1/{:.1}", 1.0 / r)
+    }
+}
+
+/// A ratio from [`ratio`] with its range: `2.00× (1.90–2.10)`.
+fn with_range((mid, lo, hi): (f64, f64, f64)) -> String {
+    if mid >= 1.0 {
+        format!("{mid:.2}× ({lo:.2}–{hi:.2})")
+    } else {
+        format!("1/{:.1} (1/{:.1}–1/{:.1})", 1.0 / mid, 1.0 / lo, 1.0 / hi)
+    }
+}
+
+/// The CPUs this process may use, and the CPU's model name.
+fn machine() -> (usize, String) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -367,7 +450,23 @@ fn report(results: &BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>, roun
             })
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    println!("\nlogsink vs tracing-appender: {THREADS} threads, medians of {rounds} rounds, {cpus} CPUs ({cpu})\n");
+    (cpus, cpu)
+}
+
+const BASE: &str = "tracing-appender";
+
+/// How much longer than planned the latency runs of `sink` took (median), when that is more
+/// than a little: the sink did not keep up with the offered rate.
+fn behind(results: &Results, sink: &str) -> Option<f64> {
+    let late = med(results, "latency", sink, "late");
+    (late > 1.05).then_some(late)
+}
+
+/// The full tables for one thread count.
+fn report(results: &Results, rounds: u64, threads: usize) {
+    let get = |mode: &str, sink: &str, key: &str| med(results, mode, sink, key);
+    let (cpus, cpu) = machine();
+    println!("\nlogsink vs tracing-appender: {threads} threads, medians of {rounds} rounds, {cpus} CPUs ({cpu})\n");
     println!(
         "| sink | events/s | p50 | p99 | p99.9 | max | peak RSS (tput) | disk (tput) | dropped |"
     );
@@ -384,6 +483,15 @@ fn report(results: &BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>, roun
             get("throughput", sink, "disk_mib"),
             get("throughput", sink, "dropped") + get("latency", sink, "dropped"),
         );
+    }
+    for sink in SINKS {
+        if let Some(late) = behind(results, sink) {
+            println!(
+                "\n{sink} fell behind the latency runs' {} events/s: they took {late:.2}× as long \
+                 as planned, so its latency includes waiting for room in its queue.",
+                env_or("BENCH_RATE", 25_000) * threads as u64
+            );
+        }
     }
     println!(
         "\nWho formats: tracing-appender and logsink-writer(-none) (fmt::layer().json() into \
@@ -406,22 +514,9 @@ fn report(results: &BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>, roun
             get("latency", floor, "p999_ns"),
         );
     }
-    let base = "tracing-appender";
-    // Each ratio is taken within a round (the two runs were minutes apart at most, so a slow
-    // spell of this shared machine hits both), then the median over rounds, with the range.
-    let ratio = |mode: &str, num: &str, den: &str, key: &str| -> String {
-        let (a, b) = (
-            &results[&(mode.to_owned(), num.to_owned())],
-            &results[&(mode.to_owned(), den.to_owned())],
-        );
-        let mut v: Vec<f64> = a.iter().zip(b).map(|(x, y)| x[key] / y[key]).collect();
-        let mid = median(&mut v);
-        let (lo, hi) = (v[0], v[v.len() - 1]);
-        if mid >= 1.0 {
-            format!("{mid:.2}× ({lo:.2}–{hi:.2})")
-        } else {
-            format!("1/{:.1} (1/{:.1}–1/{:.1})", 1.0 / mid, 1.0 / lo, 1.0 / hi)
-        }
+    let base = BASE;
+    let ratio = |mode: &str, num: &str, den: &str, key: &str| {
+        with_range(ratio(results, mode, num, den, key))
     };
     println!("\nratios against {base}, per round, median (lowest–highest):\n");
     println!("| sink | throughput | p50 | p99 | p99.9 | p50 against {NOOP} |");
@@ -443,6 +538,72 @@ fn report(results: &BTreeMap<(String, String), Vec<BTreeMap<String, f64>>>, roun
             ratio("latency", sink, base, "p99_ns"),
             ratio("latency", sink, base, "p999_ns"),
             ratio("latency", sink, NOOP, "p50_ns"),
+        );
+    }
+}
+
+/// The scaling table: for each thread count and sink, events/s (against the fewest threads and
+/// against tracing-appender) and caller latency, with the no-op floor timed under the same
+/// load.
+fn scaling(results: &BTreeMap<usize, Results>, rounds: u64) {
+    let (cpus, cpu) = machine();
+    let (&fewest, first) = results.iter().next().expect("a thread count");
+    println!(
+        "\nscaling: medians of {rounds} rounds, ratios per round (median); {cpus} CPUs ({cpu})"
+    );
+    println!(
+        "with more logging threads than the {cpus} CPUs, the rows measure contention for the \
+         CPUs (threads preempted mid-call, the writer sharing them), not scaling\n"
+    );
+    println!(
+        "| threads | sink | events/s | vs {fewest} thread(s) | vs {BASE} | p50 | p99.9 | p99.9 vs {BASE} |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    let mut fell_behind = false;
+    for (&threads, r) in results {
+        for sink in SINKS {
+            // Marks latency measured while the sink fell behind the offered rate.
+            let mark = if behind(r, sink).is_some() {
+                fell_behind = true;
+                " †"
+            } else {
+                ""
+            };
+            let own = |key: &str| med(r, "latency", sink, key);
+            // Per round: this count's run against the fewest threads' run of the same round.
+            let mut scale: Vec<f64> = r[&("throughput".to_owned(), sink.to_owned())]
+                .iter()
+                .zip(&first[&("throughput".to_owned(), sink.to_owned())])
+                .map(|(x, y)| x["events_per_s"] / y["events_per_s"])
+                .collect();
+            let (vs_base, vs_base_tail) = if sink == BASE {
+                ("–".to_owned(), "–".to_owned())
+            } else {
+                (
+                    times(ratio(r, "throughput", sink, BASE, "events_per_s").0),
+                    times(ratio(r, "latency", sink, BASE, "p999_ns").0),
+                )
+            };
+            println!(
+                "| {threads} | {sink} | {:.0} | {} | {vs_base} | {:.0} ns{mark} | {:.0} ns{mark} | {vs_base_tail} |",
+                med(r, "throughput", sink, "events_per_s"),
+                times(median(&mut scale)),
+                own("p50_ns"),
+                own("p999_ns"),
+            );
+        }
+        println!(
+            "| {threads} | {NOOP} (floor) | – | – | – | {:.0} ns | {:.0} ns | – |",
+            med(r, "latency", NOOP, "p50_ns"),
+            med(r, "latency", NOOP, "p999_ns"),
+        );
+    }
+    if fell_behind {
+        println!(
+            "\n† the sink fell behind the latency run's offered rate ({} events/s per thread): \
+             the run took over 5% longer than planned, and its latency includes waiting for room \
+             in its queue",
+            env_or("BENCH_RATE", 25_000)
         );
     }
 }
