@@ -1727,6 +1727,24 @@ fn the_longest_file_name_works_and_one_byte_more_is_refused() {
         assert_eq!(name.len(), max - ".tmp".len(), "{name}");
     }
     assert_seqs(&seqs_of(&events_of(dir, &files)), 0..100, "events");
+
+    // Recovery and retention look for every form of a rotated name, also the `.zst` forms
+    // that are one byte too long here: nothing can have them, and looking is no error.
+    let (layer, guard) = LogSink::builder()
+        .directory(dir)
+        .file_name(&base)
+        .flush_interval(HOUR)
+        .max_file_size(600)
+        .keep_files(2)
+        .build()
+        .expect("the longest file name again, with retention");
+    log_seqs(&rotation_util::dispatch(layer), 100..150);
+    let stats = shut_down(guard, 50);
+    assert!(stats.files_deleted >= 10, "{stats:?}");
+    let files = sink_files(dir, &base);
+    assert_eq!(files.len(), 3, "{files:?}");
+    let seqs = seqs_of(&events_of(dir, &files));
+    assert_seqs(&seqs, seqs[0]..150, "events kept");
 }
 
 /// Every file name too long for the folder is refused as too long, however long:
