@@ -22,6 +22,9 @@
 //! other closely, and their median over the rounds is printed with the lowest and highest:
 //! on a shared machine a slow spell then weighs on both sides of a ratio.
 //!
+//! With `--features zstd` a row `logsink-zstd1` is added: the layer with `Compression::Zstd {
+//! level: 1 }`, otherwise as `logsink-gzip6`.
+//!
 //! Settings (environment): `BENCH_ROUNDS` (default 5), `BENCH_THREADS` the numbers of logging
 //! threads, comma-separated (default 4), `BENCH_EVENTS` per thread for the throughput runs
 //! (default 250,000), `BENCH_RATE` events/s per thread for the latency runs (default 25,000),
@@ -49,10 +52,12 @@ use workload::{dir_bytes, emit};
 const DEFAULT_THREADS: usize = 4;
 const ROTATE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The sinks compared.
-const SINKS: [&str; 5] = [
+/// The sinks compared (`logsink-zstd1` with the `zstd` feature).
+const SINKS: [&str; 5 + cfg!(feature = "zstd") as usize] = [
     "tracing-appender",
     "logsink-gzip6",
+    #[cfg(feature = "zstd")]
+    "logsink-zstd1",
     "logsink-none",
     "logsink-writer",
     "logsink-writer-none",
@@ -292,10 +297,11 @@ fn make_sink(sink: &str, dir: &Path) -> (Dispatch, Finish) {
             )
         }
         _ => {
-            let compression = if sink.ends_with("gzip6") {
-                logsink::Compression::Gzip { level: 6 }
-            } else {
-                logsink::Compression::None
+            let compression = match sink {
+                "logsink-gzip6" => logsink::Compression::Gzip { level: 6 },
+                #[cfg(feature = "zstd")]
+                "logsink-zstd1" => logsink::Compression::Zstd { level: 1 },
+                _ => logsink::Compression::None,
             };
             let (layer, guard) = logsink::LogSink::builder()
                 .directory(dir)

@@ -95,7 +95,7 @@ impl LogSink {
 /// | [`rotate_every`](Builder::rotate_every) | never | — |
 /// | [`utc_offset`](Builder::utc_offset) | UTC | — |
 /// | [`names_in_utc_offset`](Builder::names_in_utc_offset) | `false` (names in UTC) | — |
-/// | [`compression`](Builder::compression) | `Compression::Gzip { level: 6 }` | a gzip level above 9 |
+/// | [`compression`](Builder::compression) | `Compression::Gzip { level: 6 }` | a gzip level above 9; a zstd level outside 1 to 22 (feature `zstd`) |
 /// | [`compress_after`](Builder::compress_after) | zero (compressed at once) | — (a huge duration means never) |
 /// | [`keep_files`](Builder::keep_files) | unlimited | 0 |
 /// | [`max_total_size`](Builder::max_total_size) | unlimited | 0 |
@@ -391,7 +391,8 @@ impl Builder {
 
     /// How rotated files are compressed, off the writer thread (a file in parallel pieces on up
     /// to four threads, no more than there are CPUs). Default:
-    /// `Compression::Gzip { level: 6 }`. `build()` refuses a level above 9.
+    /// `Compression::Gzip { level: 6 }`. `build()` refuses a gzip level above 9, and a zstd
+    /// level (feature `zstd`) outside 1 to 22.
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
         self
@@ -480,8 +481,11 @@ impl Builder {
     pub(crate) fn build_with_clock(self, clock: Clock) -> Result<(SinkLayer, SinkGuard), Error> {
         self.validate()?;
         // What rotated names add to the file name: `.<stamp>.<seq>.log.gz.tmp`, with a stamp of
-        // 16 bytes in UTC (`Z`) or 20 with an offset (`+0200`).
-        let suffix = ROTATED_SUFFIX_LEN + if self.names_in_utc_offset { 4 } else { 0 };
+        // 16 bytes in UTC (`Z`) or 20 with an offset (`+0200`); `.zst.tmp` is one byte more.
+        let suffix = ROTATED_SUFFIX_LEN
+            + if self.names_in_utc_offset { 4 } else { 0 }
+            + crate::files::compress::Codec::of(self.compression)
+                .map_or(0, |codec| codec.suffix().len() - ".gz".len());
         // The lock comes first: until it is held, nothing in the folder is touched.
         #[allow(unused_mut)] // faults are set in tests only
         let mut folder = Folder::open(&self.directory, self.base_name(), suffix)?;
@@ -647,10 +651,17 @@ impl Builder {
                 "must be at least 1; leave it unset to keep every file",
             ));
         }
-        if let Compression::Gzip { level } = self.compression {
-            if level > 9 {
+        match self.compression {
+            Compression::Gzip { level } if level > 9 => {
                 return Err(Error::invalid("gzip level", level, "must be 0 to 9"));
             }
+            #[cfg(feature = "zstd")]
+            Compression::Zstd { level }
+                if !crate::files::compress::ZSTD_LEVELS.contains(&level) =>
+            {
+                return Err(Error::invalid("zstd level", level, "must be 1 to 22"));
+            }
+            _ => {}
         }
         if self.shutdown_timeout.is_zero() {
             return Err(Error::invalid(

@@ -35,7 +35,8 @@ pub enum Error {
         pid: Option<u32>,
     },
     /// The file name is too long for the folder's file system once the sink adds what its
-    /// rotated names add (`.<stamp>.<seq>.log.gz.tmp`): rotation would fail.
+    /// rotated names add (`.<stamp>.<seq>.log.gz.tmp`, or `.zst.tmp` with zstd): rotation
+    /// would fail.
     FileNameTooLong {
         /// The file name as given.
         file_name: String,
@@ -113,7 +114,8 @@ pub enum Error {
 }
 
 /// What the longest UTC rotated name adds to the file name:
-/// `.YYYYMMDDTHHMMSSZ.NNNNNN.log.gz.tmp` (an offset instead of `Z` adds 4 more).
+/// `.YYYYMMDDTHHMMSSZ.NNNNNN.log.gz.tmp` (an offset instead of `Z` adds 4 more, and zstd's
+/// `.zst.tmp` 1 more).
 pub(crate) const ROTATED_SUFFIX_LEN: usize = 35;
 
 impl Error {

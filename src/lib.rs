@@ -19,9 +19,9 @@
 //!   [`Builder`] under the same names.
 //! - **Files take care of themselves.** The active file `<file_name>.log` rotates by size
 //!   and/or time ([`Builder::max_file_size`], [`Builder::rotate_every`]) to names that sort in
-//!   write order; rotated files are gzip-compressed off the writer thread, in parallel
-//!   pieces on up to four threads ([`Compression`]), and pruned by count, total size and
-//!   age; a crash is repaired at the next start.
+//!   write order; rotated files are gzip-compressed (or zstd, with the `zstd` feature) off
+//!   the writer thread, in parallel pieces on up to four threads ([`Compression`]), and
+//!   pruned by count, total size and age; a crash is repaired at the next start.
 //!
 //! # Example
 //!

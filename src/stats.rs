@@ -36,10 +36,10 @@ pub struct Stats {
     pub last_error: Option<Error>,
     /// Times the active file was rotated (renamed aside and replaced by a fresh one).
     pub rotations: u64,
-    /// Rotated files compressed to `.gz`. Every rotated file is counted once, here or in
-    /// `files_deleted_uncompressed`, unless its compressed name is taken by a file the sink
-    /// did not make (then it stays `.log`, and the error is counted) or it is still plain when
-    /// the sink shuts down (compressed at the next start).
+    /// Rotated files compressed to `.gz` (or `.zst`). Every rotated file is counted once, here
+    /// or in `files_deleted_uncompressed`, unless its compressed name is taken by a file the
+    /// sink did not make (then it stays `.log`, and the error is counted) or it is still plain
+    /// when the sink shuts down (compressed at the next start).
     pub files_compressed: u64,
     /// Rotated files deleted by retention.
     pub files_deleted: u64,

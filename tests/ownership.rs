@@ -1619,6 +1619,24 @@ fn the_longest_file_name_works_and_one_byte_more_is_refused() {
         assert_eq!(name.len(), max - ".tmp".len(), "{name}");
     }
     common::assert_seqs(&common::seqs(&events_of(dir, &files)), 0..100, "events");
+
+    // Recovery and retention look for every form of a rotated name, also the `.zst` forms
+    // that are one byte too long here: nothing can have them, and looking is no error.
+    let (layer, guard) = logsink::LogSink::builder()
+        .directory(dir)
+        .file_name(&base)
+        .flush_interval(common::HOUR)
+        .max_file_size(600)
+        .keep_files(2)
+        .build()
+        .expect("the longest file name again, with retention");
+    common::log_seqs(&common::dispatch(layer), 100..150);
+    let stats = shut_down(guard, 50);
+    assert!(stats.files_deleted >= 10, "{stats:?}");
+    let files = sink_files(dir, &base);
+    assert_eq!(files.len(), 3, "{files:?}");
+    let seqs = common::seqs(&events_of(dir, &files));
+    common::assert_seqs(&seqs, seqs[0]..150, "events kept");
 }
 
 /// Every file name too long for the folder is refused as too long, however long:

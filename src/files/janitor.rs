@@ -18,13 +18,14 @@
 //!   and [`Stats::files_deleted_uncompressed`](crate::Stats::files_deleted_uncompressed) how
 //!   many retention deleted before their turn came.
 //!
-//! At start-up the janitor first repairs what a killed process left behind:
+//! At start-up the janitor first repairs what a killed process left behind, in either
+//! compressed form (`.gz`, `.zst`) whatever the sink compresses with now:
 //!
 //! | found | meaning | action |
 //! |---|---|---|
-//! | `X.log.gz.tmp` | a compression cut short | delete it; `X.log` is still there and is compressed again |
-//! | `X.log` and `X.log.gz` | killed between rename and delete | the `.gz` is complete: delete `X.log` |
-//! | `X.log` alone | rotated, never compressed | compress it |
+//! | `X.log.gz.tmp`, `X.log.zst.tmp` | a compression cut short | delete it; `X.log` is still there and is compressed again |
+//! | `X.log` and `X.log.gz` (`.zst`) | killed between rename and delete | if the compressed file holds `X.log` (checked), delete `X.log`; otherwise keep both |
+//! | `X.log` alone | rotated, never compressed | compress it (with the current setting) |
 //!
 //! A compression that fails leaves the `.log` in place and is retried with backoff. At
 //! shutdown the janitor compresses what waits until the shutdown's deadline, then cancels the
@@ -59,10 +60,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Select, Sender};
 
 use crate::caller::clock::Clock;
-use crate::files::compress::{gzip_file, gzip_holds, Compression};
+use crate::files::compress::{compress_file, holds, Codec, Compression};
 use crate::files::folder::{Entry, Folder};
 use crate::files::retention::{Candidate, Retention};
-use crate::files::rotation::Kind;
+use crate::files::rotation::{Kind, COMPRESSED_FORMS};
 use crate::stats::Shared;
 use crate::Error;
 
@@ -189,13 +190,14 @@ struct Task {
 
 /// The compressor thread: compresses one file at a time, as the janitor hands them over.
 struct Compressor {
+    codec: Codec,
     tasks: Sender<Task>,
     done: Receiver<(String, io::Result<u64>)>,
     thread: JoinHandle<()>,
 }
 
 impl Compressor {
-    fn spawn(folder: Arc<Folder>, level: u32) -> io::Result<Compressor> {
+    fn spawn(folder: Arc<Folder>, codec: Codec) -> io::Result<Compressor> {
         let (tasks, task_rx) = crossbeam_channel::unbounded::<Task>();
         let (done_tx, done) = crossbeam_channel::unbounded();
         let threads = std::thread::available_parallelism()
@@ -205,12 +207,13 @@ impl Compressor {
             .name("logsink-compress".to_owned())
             .spawn(move || {
                 for task in task_rx {
-                    let result = gzip_file(&folder, &task.name, level, threads, &task.cancel);
+                    let result = compress_file(&folder, &task.name, codec, threads, &task.cancel);
                     // The janitor outlives this thread (it joins it).
                     let _ = done_tx.send((task.name, result));
                 }
             })?;
         Ok(Compressor {
+            codec,
             tasks,
             done,
             thread,
@@ -269,8 +272,8 @@ impl Worker {
     }
 
     fn run(mut self, rx: Receiver<Job>) {
-        if let Compression::Gzip { level } = self.config.compression {
-            match Compressor::spawn(self.config.folder.clone(), level) {
+        if let Some(codec) = Codec::of(self.config.compression) {
+            match Compressor::spawn(self.config.folder.clone(), codec) {
                 Ok(compressor) => self.compressor = Some(compressor),
                 Err(source) => self.config.shared.error(Error::SpawnThread {
                     source: Arc::new(source),
@@ -483,8 +486,10 @@ impl Worker {
         let deleted = self.deleted.remove(&name);
         match result {
             Ok(_) if deleted => {
-                // Retention deleted it just as it was finished: delete the `.gz` too.
-                let _ = folder.remove(&format!("{name}.gz"));
+                // Retention deleted it just as it was finished: delete the `.gz` (`.zst`) too.
+                if let Some(compressor) = &self.compressor {
+                    let _ = folder.remove(&format!("{name}{}", compressor.codec.suffix()));
+                }
             }
             Ok(_) => {
                 shared.files_compressed.fetch_add(1, Relaxed);
@@ -510,7 +515,7 @@ impl Worker {
                     )),
                 });
             }
-            // The `.gz` name (or its `.gz.tmp`) is taken by something the sink did not make:
+            // The compressed name (or its `.tmp`) is taken by something the sink did not make:
             // it is never replaced, so retrying cannot help. The `.log` stays, and counts for
             // retention as it is.
             Err(e)
@@ -574,19 +579,30 @@ impl Worker {
     fn recover(&mut self) {
         for (log_name, forms) in self.scan() {
             let has = |k| forms.iter().any(|e| e.rotated.kind == k);
-            if has(Kind::GzTmp) {
-                self.remove(&format!("{log_name}.gz.tmp"));
+            for &(suffix, kind) in &COMPRESSED_FORMS {
+                if kind.is_tmp() && has(kind) {
+                    self.remove(&format!("{log_name}{suffix}"));
+                }
             }
-            match (has(Kind::Log), has(Kind::Gz)) {
-                // Killed between the rename and the delete: the `.gz` holds the `.log` whole
-                // (checked, so that a `.gz` that is not this `.log`'s never costs its events).
-                (true, true) if gzip_holds(&self.config.folder, &log_name) => {
+            let compressed: Vec<Kind> = [Kind::Gz, Kind::Zst]
+                .into_iter()
+                .filter(|&kind| has(kind))
+                .collect();
+            match (has(Kind::Log), compressed.is_empty()) {
+                // Killed between the rename and the delete: a compressed file holds the `.log`
+                // whole (checked, so that one that is not this `.log`'s never costs its
+                // events).
+                (true, false)
+                    if compressed
+                        .iter()
+                        .any(|&kind| holds(&self.config.folder, &log_name, kind)) =>
+                {
                     self.remove(&log_name);
                 }
-                (true, true) => {
+                (true, false) => {
                     self.left_plain.insert(log_name);
                 }
-                (true, false) if self.compressor.is_some() => {
+                (true, true) if self.compressor.is_some() => {
                     if !self.config.compress_after.is_zero() {
                         // Its age: from its last write (see the module docs), at most now.
                         let modified = forms
@@ -616,8 +632,8 @@ impl Worker {
             return;
         }
         let found = self.scan();
-        // Waiting for compression: a `.log` without its `.gz`, unless compression is off or
-        // cannot be done. The newest of these (also those the writer has rotated and not yet
+        // Waiting for compression: a `.log` without a compressed form, unless compression is off
+        // or cannot be done. The newest of these (also those the writer has rotated and not yet
         // announced) are the ones in flight, judged once compressed.
         let waiting: HashSet<&str> = found
             .iter()
@@ -625,18 +641,16 @@ impl Worker {
             .filter(|(log_name, forms)| {
                 self.compressor.is_some()
                     && !self.left_plain.contains(*log_name)
-                    && !forms.iter().any(|e| e.rotated.kind == Kind::Gz)
+                    && !forms.iter().any(|e| e.rotated.kind.is_compressed())
             })
             .take(IN_FLIGHT)
             .map(|(log_name, _)| log_name.as_str())
             .collect();
         let mut candidates = Vec::new();
         for (log_name, forms) in &found {
-            // A `.log` beside its `.gz` (a compression in flight at start-up) is one file.
-            let forms: Vec<_> = forms
-                .iter()
-                .filter(|e| e.rotated.kind != Kind::GzTmp)
-                .collect();
+            // A `.log` beside its `.gz` or `.zst` (a compression in flight at start-up) is one
+            // file.
+            let forms: Vec<_> = forms.iter().filter(|e| !e.rotated.kind.is_tmp()).collect();
             let Some(first) = forms.first() else { continue };
             if waiting.contains(log_name.as_str()) {
                 continue;
@@ -656,7 +670,7 @@ impl Worker {
             let name = doomed.name;
             let compressed = found
                 .get(&name)
-                .is_some_and(|forms| forms.iter().any(|e| e.rotated.kind == Kind::Gz));
+                .is_some_and(|forms| forms.iter().any(|e| e.rotated.kind.is_compressed()));
             let queued = self.queue.contains(&name)
                 || self.in_flight.as_ref().is_some_and(|t| t.name == name);
             let uncompressed = !compressed && !self.left_plain.contains(&name);
@@ -667,7 +681,7 @@ impl Worker {
             if let Some(task) = self.in_flight.as_ref().filter(|t| t.name == name) {
                 task.cancel.store(true, Relaxed);
                 self.deleted.insert(name.clone());
-                // Its `.gz` is complete (only its answer has not come yet): it counts as
+                // Its compressed file is complete (only its answer has not come yet): it counts as
                 // compressed, once, here; the answer then counts nothing.
                 if compressed {
                     self.config.shared.files_compressed.fetch_add(1, Relaxed);
@@ -678,9 +692,11 @@ impl Worker {
                 self.events_in.remove(&name);
             }
             self.plain_since.remove(&name);
+            // Every complete form, whichever compression made it.
             let gz = self.remove(&format!("{name}.gz"));
+            let zst = self.remove(&format!("{name}.zst"));
             let log = self.remove(&name);
-            if gz || log {
+            if gz || zst || log {
                 let shared = &self.config.shared;
                 shared.files_deleted.fetch_add(1, Relaxed);
                 if uncompressed && self.compressor.is_some() {

@@ -8,11 +8,11 @@
 //! ```
 //!
 //! — the UTC time the file was opened and a sequence number — and opens a fresh active file.
-//! The compressor later turns it into `<...>.log.gz`. Names only ever increase: a [`Namer`]
-//! never hands out a stamp below the last one it saw (in this run or, read from the folder at
-//! start-up, in an earlier one), and numbers files within one stamp. So the names sort, as plain
-//! strings, in the order the files were written, through bursts of rotations within one second,
-//! restarts, and a clock that jumps backwards.
+//! The compressor later turns it into `<...>.log.gz` (or `<...>.log.zst`). Names only ever
+//! increase: a [`Namer`] never hands out a stamp below the last one it saw (in this run or, read
+//! from the folder at start-up, in an earlier one), and numbers files within one stamp. So the
+//! names sort, as plain strings, in the order the files were written, through bursts of
+//! rotations within one second, restarts, and a clock that jumps backwards.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -135,7 +135,8 @@ impl Namer {
         (MAX_STAMP - ahead, SEQ_LIMIT - 1)
     }
 
-    /// The name for a file opened at `opened_at` (without the `.gz` a compressor adds).
+    /// The name for a file opened at `opened_at` (without the `.gz` or `.zst` a compressor
+    /// adds).
     ///
     /// Names continue after the last one, even one far in the future (a clock that was set
     /// ahead once), so that they sort in write order. Only when no later name exists (the last
@@ -215,7 +216,9 @@ pub(crate) struct RotatedName {
     pub(crate) kind: Kind,
 }
 
-/// The three forms a rotated file takes on its way through the compressor.
+/// The forms a rotated file takes on its way through the compressor. Both compressed kinds are
+/// recognised whatever the sink's compression (and with or without the `zstd` feature), so a
+/// folder written with another setting is still recovered and retained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// `<...>.log`: rotated, not (yet) compressed.
@@ -224,18 +227,41 @@ pub(crate) enum Kind {
     Gz,
     /// `<...>.log.gz.tmp`: a compression in progress (or cut short by a crash).
     GzTmp,
+    /// `<...>.log.zst`: compressed with zstd, complete.
+    Zst,
+    /// `<...>.log.zst.tmp`: a zstd compression in progress (or cut short by a crash).
+    ZstTmp,
+}
+
+/// What each form adds to the `.log` name, for the forms other than the `.log` itself.
+pub(crate) const COMPRESSED_FORMS: [(&str, Kind); 4] = [
+    (".gz", Kind::Gz),
+    (".gz.tmp", Kind::GzTmp),
+    (".zst", Kind::Zst),
+    (".zst.tmp", Kind::ZstTmp),
+];
+
+impl Kind {
+    /// A complete compressed file (`.gz` or `.zst`).
+    pub(crate) fn is_compressed(self) -> bool {
+        matches!(self, Kind::Gz | Kind::Zst)
+    }
+
+    /// A compression's temporary file (`.gz.tmp` or `.zst.tmp`).
+    pub(crate) fn is_tmp(self) -> bool {
+        matches!(self, Kind::GzTmp | Kind::ZstTmp)
+    }
 }
 
 /// Parses `name` if, and only if, it is exactly a rotated name for `base`. Anything else in the
 /// folder (the active file, other programs' files, look-alikes) is `None` and never touched.
 pub(crate) fn parse_rotated(base: &str, name: &str) -> Option<RotatedName> {
     let rest = name.strip_prefix(base)?.strip_prefix('.')?;
-    let (rest, kind) = if let Some(r) = rest.strip_suffix(".log.gz.tmp") {
-        (r, Kind::GzTmp)
-    } else if let Some(r) = rest.strip_suffix(".log.gz") {
-        (r, Kind::Gz)
-    } else {
-        (rest.strip_suffix(".log")?, Kind::Log)
+    let (rest, kind) = match rest.strip_suffix(".log") {
+        Some(r) => (r, Kind::Log),
+        None => COMPRESSED_FORMS.iter().find_map(|&(form, kind)| {
+            Some((rest.strip_suffix(form)?.strip_suffix(".log")?, kind))
+        })?,
     };
     let (stamp, seq) = rest.split_once('.')?;
     let b = stamp.as_bytes();
@@ -498,6 +524,18 @@ mod tests {
         );
         let tmp = parse_rotated("app", "app.20261124T142618Z.000001.log.gz.tmp").unwrap();
         assert_eq!(tmp.kind, Kind::GzTmp);
+        // The zstd forms are recognised whatever the sink compresses with.
+        for (name, kind) in [
+            ("app.20261124T142618Z.000001.log.zst", Kind::Zst),
+            ("app.20261124T142618Z.000001.log.zst.tmp", Kind::ZstTmp),
+        ] {
+            let parsed = parse_rotated("app", name).unwrap();
+            assert_eq!(
+                (parsed.kind, parsed.log_name.as_str(), parsed.position),
+                (kind, "app.20261124T142618Z.000001.log", (T, 1)),
+                "{name}"
+            );
+        }
         assert!(parse_rotated("app.v2", "app.v2.20261124T142618Z.000001.log").is_some());
         for foreign in [
             "app.log",
@@ -512,6 +550,11 @@ mod tests {
             "app2.20261124T142618Z.000001.log",
             "xapp.20261124T142618Z.000001.log",
             "app.20261124T142618Z.000001.gz",
+            "app.20261124T142618Z.000001.zst",
+            "app.20261124T142618Z.000001.log.zst.old",
+            "app.20261124T142618Z.000001.log.zstd",
+            "app.20261124T142618Z.000001.log.tmp",
+            "app.20261124T142618Z.000001.log.gz.zst",
         ] {
             assert_eq!(parse_rotated("app", foreign), None, "{foreign}");
         }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::caller::clock::{Clock, Timebase};
 use crate::files::folder::Folder;
 use crate::files::janitor::JanitorHandle;
-use crate::files::rotation::{Namer, Policy};
+use crate::files::rotation::{Namer, Policy, COMPRESSED_FORMS};
 use crate::handoff::queue::{Batch, Inbox};
 use crate::handoff::record::{Marker, PoolGiver, Record};
 use crate::stats::Shared;
@@ -129,7 +129,10 @@ impl ActiveFile {
             // Taken in any of its forms: the compressed names must be free too, or the file
             // could never be compressed, and recovery would take it for a leftover.
             let taken = |form: &str| !matches!(self.folder.stat(form), Ok(None));
-            if taken(&format!("{name}.gz")) || taken(&format!("{name}.gz.tmp")) {
+            if COMPRESSED_FORMS
+                .iter()
+                .any(|(suffix, _)| taken(&format!("{name}{suffix}")))
+            {
                 continue;
             }
             match self.folder.rename(&self.name, &name) {

@@ -167,7 +167,7 @@ impl Folder {
     /// the name (a symlink, a folder) is not the sink's and is left alone.
     pub(crate) fn remove(&self, name: &str) -> io::Result<bool> {
         let handle = self.dir();
-        match handle.dir.stat(name)? {
+        match nothing_if_too_long(handle.dir.stat(name))? {
             None => Ok(false),
             Some(meta) if meta.regular => match handle.dir.unlink(name) {
                 Ok(()) => Ok(true),
@@ -180,7 +180,7 @@ impl Folder {
 
     /// What is at `name`, without following a symlink.
     pub(crate) fn stat(&self, name: &str) -> io::Result<Option<Meta>> {
-        self.dir().dir.stat(name)
+        nothing_if_too_long(self.dir().dir.stat(name))
     }
 
     /// Whether `name` still names the open `file` (it was not removed, renamed or replaced).
@@ -272,6 +272,15 @@ impl Folder {
             // the lock held by that copy.
             sys::unlock(&lock);
         }
+    }
+}
+
+/// Nothing is at a name too long for the file system: with the longest file name, a gzip sink's
+/// rotated names fit but their `.zst.tmp` form, which it still looks for, does not.
+fn nothing_if_too_long(found: io::Result<Option<Meta>>) -> io::Result<Option<Meta>> {
+    match found {
+        Err(e) if e.kind() == io::ErrorKind::InvalidFilename => Ok(None),
+        other => other,
     }
 }
 
