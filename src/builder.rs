@@ -7,7 +7,7 @@ use std::time::Duration;
 use time::UtcOffset;
 
 use crate::caller::clock::Clock;
-use crate::caller::layer::JsonSpans;
+use crate::caller::layer::LayerOptions;
 use crate::error::ROTATED_SUFFIX_LEN;
 use crate::files::compress::Compression;
 use crate::files::folder::Folder;
@@ -15,6 +15,7 @@ use crate::files::janitor::Janitor;
 use crate::files::retention::Retention;
 use crate::files::rotation::{Period, Policy};
 use crate::handoff::record;
+use crate::handoff::sender::Sender;
 use crate::stats::Shared;
 use crate::writer::format::{LineFormatter, LineOptions};
 use crate::writer::Writer;
@@ -109,11 +110,8 @@ pub struct Builder {
     queue_capacity: usize,
     queue_bytes: usize,
     overflow: Overflow,
-    format: Format,
-    /// JSON span keys: tracing-subscriber's `with_current_span` and `with_span_list`.
-    json_spans: JsonSpans,
-    thread_ids: bool,
-    thread_names: bool,
+    /// The layer's options: format, span keys, thread part.
+    pub(crate) layer: LayerOptions,
     /// The writer's options: fields, target, level, location and time.
     line: LineOptions,
     flush_interval: Duration,
@@ -127,8 +125,6 @@ pub struct Builder {
     file_mode: Option<u32>,
     shutdown_timeout: Duration,
     names_in_utc_offset: bool,
-    #[cfg(feature = "opentelemetry")]
-    pub(crate) opentelemetry_ids: bool,
     #[cfg(test)]
     faults: Arc<crate::faults::Faults>,
 }
@@ -141,13 +137,7 @@ impl Default for Builder {
             queue_capacity: 65_536,
             queue_bytes: 64 * 1024 * 1024,
             overflow: Overflow::Block,
-            format: Format::Json,
-            json_spans: JsonSpans {
-                current: true,
-                list: true,
-            },
-            thread_ids: false,
-            thread_names: false,
+            layer: LayerOptions::default(),
             line: LineOptions::default(),
             flush_interval: Duration::from_millis(200),
             max_file_size: None,
@@ -160,8 +150,6 @@ impl Default for Builder {
             file_mode: None,
             shutdown_timeout: Duration::from_secs(10),
             names_in_utc_offset: false,
-            #[cfg(feature = "opentelemetry")]
-            opentelemetry_ids: false,
             #[cfg(test)]
             faults: Arc::default(),
         }
@@ -243,7 +231,7 @@ impl Builder {
 
     /// How each event is written: [`Format::Json`] (the default) or [`Format::Text`].
     pub fn format(mut self, format: Format) -> Self {
-        self.format = format;
+        self.layer.format = format;
         self
     }
 
@@ -260,7 +248,7 @@ impl Builder {
     /// span) with its fields, as tracing-subscriber's `with_current_span` does. Default: `true`.
     /// [`Format::Text`] ignores it, as tracing-subscriber's text format has no such option.
     pub fn with_current_span(mut self, enabled: bool) -> Self {
-        self.json_spans.current = enabled;
+        self.layer.json_spans.current = enabled;
         self
     }
 
@@ -268,7 +256,7 @@ impl Builder {
     /// tracing-subscriber's `with_span_list` does. Default: `true`. [`Format::Text`] ignores
     /// it.
     pub fn with_span_list(mut self, enabled: bool) -> Self {
-        self.json_spans.list = enabled;
+        self.layer.json_spans.list = enabled;
         self
     }
 
@@ -290,7 +278,7 @@ impl Builder {
     /// `with_thread_ids` does: `"threadId":"ThreadId(7)"` in JSON, `ThreadId(07)` in text.
     /// Default: `false`. The id is taken once per thread, not per event.
     pub fn with_thread_ids(mut self, enabled: bool) -> Self {
-        self.thread_ids = enabled;
+        self.layer.thread_ids = enabled;
         self
     }
 
@@ -299,7 +287,7 @@ impl Builder {
     /// A thread without a name shows its id instead, unless
     /// [`with_thread_ids`](Builder::with_thread_ids) already writes it. Default: `false`.
     pub fn with_thread_names(mut self, enabled: bool) -> Self {
-        self.thread_names = enabled;
+        self.layer.thread_names = enabled;
         self
     }
 
@@ -506,7 +494,7 @@ impl Builder {
             clock.clone(),
             self.flush_interval,
             self.shutdown_timeout,
-            LineFormatter::new(self.format, self.line),
+            LineFormatter::new(self.layer.format, self.line),
             preamble,
         );
         let writer = std::thread::Builder::new()
@@ -518,29 +506,18 @@ impl Builder {
             .thread()
             .clone();
 
-        if self.format == Format::Text {
+        let sender = Sender::new(
+            tx,
+            taker,
+            shared.clone(),
+            self.overflow,
+            self.queue_bytes,
+            writer.clone(),
+        );
+        if self.layer.format == Format::Text {
             crate::caller::encode::TEXT_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let layer = SinkLayer {
-            tx,
-            pool: taker,
-            shared: shared.clone(),
-            overflow: self.overflow,
-            clock,
-            writer: writer.clone(),
-            id: crate::caller::layer::next_layer_id(),
-            queue_bytes: self.queue_bytes,
-            format: self.format,
-            json_spans: self.json_spans,
-            thread_part: self.thread_names || self.thread_ids,
-            thread_names: self.thread_names,
-            thread_ids: self.thread_ids,
-            thread_name_width: Default::default(),
-            #[cfg(feature = "opentelemetry")]
-            otel: crate::caller::otel::Lookup::new(
-                self.opentelemetry_ids && self.format == Format::Json,
-            ),
-        };
+        let layer = SinkLayer::new(sender, clock, self.layer);
         Ok((
             layer,
             SinkGuard::new(control, queue_len, shared, writer, self.shutdown_timeout),

@@ -252,7 +252,7 @@ impl Writer {
         shared.dropped(shared.pending.swap(0, Relaxed));
         inbox.drain_until_disconnected(
             |record| {
-                shared.release_large(record.buf.len());
+                shared.large_bytes.release(record.buf.len());
                 shared.dropped(1);
             },
             |marker| match marker {
@@ -425,7 +425,7 @@ impl Writer {
 
     fn event(&mut self, record: Record) {
         // The caller reserved a large record's bytes of the queue's budget (`SinkLayer::send`).
-        self.shared.release_large(record.buf.len());
+        self.shared.large_bytes.release(record.buf.len());
         let time = self.timebase.wall(record.time);
         let start = self.append_line(time, |formatter, out| formatter.format(&record, time, out));
         if record.is_raw() {
@@ -701,7 +701,7 @@ impl Writer {
         let shared = self.shared.clone();
         inbox.drain_until_disconnected(
             |record| {
-                shared.release_large(record.buf.len());
+                shared.large_bytes.release(record.buf.len());
                 shared.dropped(1);
                 self.pool.give(record.buf);
             },
