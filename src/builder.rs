@@ -515,7 +515,7 @@ impl Builder {
             writer.clone(),
         );
         if self.layer.format == Format::Text {
-            crate::caller::encode::TEXT_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
+            crate::caller::span::TEXT_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         let layer = SinkLayer::new(sender, clock, self.layer);
         Ok((

@@ -109,6 +109,10 @@ mod files;
 mod handoff;
 mod writer;
 
+// Writing helpers that both sides use.
+mod json;
+mod text_escape;
+
 #[cfg(test)]
 mod faults;
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! The file reads top to bottom: the layer and its options, its hooks (the `Layer` impl),
 //! then the parts of a line it renders on the caller (the span part, the thread part). Sending
-//! is the [`Sender`]'s (`handoff`); field encoding is `caller::encode`'s.
+//! is the [`Sender`]'s (`handoff`); encoding an event's fields is
+//! `handoff::fields`', span fields `caller::span`.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -15,7 +16,8 @@ use tracing_subscriber::Layer;
 
 use crate::caller::clock::Clock;
 use crate::caller::current;
-use crate::caller::encode::{span_json_without_fields, EventEncoder, SpanFields, SpanVisitor};
+use crate::caller::span::{span_json_without_fields, SpanFields, SpanVisitor};
+use crate::handoff::fields::EventEncoder;
 use crate::handoff::record::Record;
 use crate::handoff::sender::Sender;
 use crate::Format;
@@ -478,9 +480,9 @@ impl ThreadTag {
             None => (debug_id.clone(), text_id.clone(), None),
         };
         let mut json_name = b",\"threadName\":".to_vec();
-        crate::caller::encode::write_str(&mut json_name, &name);
+        crate::json::write_str(&mut json_name, &name);
         let mut json_id = b",\"threadId\":".to_vec();
-        crate::caller::encode::write_str(&mut json_id, &debug_id);
+        crate::json::write_str(&mut json_id, &debug_id);
         ThreadTag {
             json_name,
             json_id,

@@ -2,6 +2,7 @@
 //! callers' end that sends it under the overflow policy ([`sender`]), and the channel itself
 //! with the writer's end and the buffer pool ([`queue`]).
 
+pub(crate) mod fields;
 pub(crate) mod queue;
 pub(crate) mod record;
 pub(crate) mod sender;

@@ -1,7 +1,7 @@
 //! What crosses the queue from callers to the writer, and the buffers that come back.
 //!
 //! A [`Record`] carries an event in the compact form the caller wrote it in (see
-//! [`encode`](crate::caller::encode)); the writer turns it into a JSON line. Markers ([`Marker::Flush`],
+//! [`fields`](crate::handoff::fields)); the writer turns it into a line. Markers ([`Marker::Flush`],
 //! [`Marker::Shutdown`]) come from the guard through the queue's control channel (see
 //! [`queue`](crate::handoff::queue) for how they stay behind every event sent before them).
 //!

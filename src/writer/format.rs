@@ -13,10 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use time::{OffsetDateTime, UtcOffset};
 use tracing::Level;
 
-use crate::caller::encode::{
-    fields_to_json, fields_to_text, log_meta, write_int, write_str_bytes, JsonCallsite,
-};
+use crate::handoff::fields::{log_meta, LogMeta};
 use crate::handoff::record::Record;
+use crate::json::{write_int, write_str_bytes};
+use crate::writer::fields::{fields_to_json, fields_to_text, JsonCallsite};
 
 /// How each event is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,7 +208,7 @@ impl LineFormatter {
     fn location<'a>(
         &self,
         record: &Record,
-        log: Option<crate::caller::encode::LogMeta<'a>>,
+        log: Option<LogMeta<'a>>,
     ) -> (Option<&'a [u8]>, Option<u32>) {
         let (file, line) = match log {
             Some(log) => (log.file, log.line),

@@ -20,6 +20,7 @@
 //! late events as dropped (events that raced past the layer's closed check), so none goes
 //! missing uncounted and no blocked caller waits forever. It ends when every sender is gone.
 
+pub(crate) mod fields;
 pub(crate) mod format;
 
 use std::fs::File;
