@@ -109,7 +109,8 @@ mod files;
 mod handoff;
 mod writer;
 
-// Writing helpers that both sides use.
+// Helpers that several stages use: time and calendar, JSON values, text escaping.
+mod calendar;
 mod json;
 mod text_escape;
 
