@@ -514,9 +514,6 @@ impl Builder {
             self.queue_bytes,
             writer.clone(),
         );
-        if self.layer.format == Format::Text {
-            crate::caller::span::TEXT_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         let layer = SinkLayer::new(sender, clock, self.layer);
         Ok((
             layer,

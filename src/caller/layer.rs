@@ -20,6 +20,7 @@ use crate::caller::span::{span_json_without_fields, SpanFields, SpanVisitor};
 use crate::handoff::fields::EventEncoder;
 use crate::handoff::record::Record;
 use crate::handoff::sender::Sender;
+use crate::stats::CacheLine;
 use crate::Format;
 
 /// The [`Layer`] half of a sink: install it in a `tracing-subscriber` registry.
@@ -43,6 +44,11 @@ pub struct SinkLayer {
     pub(crate) clock: Clock,
     /// This layer's identity on the threads' stacks of entered spans (see [`NEXT_LAYER_ID`]).
     id: u64,
+    /// Bumped after every `record` on a span this layer sees: a span part it cached on a
+    /// thread's stack (see [`current`]) before the bump may show an ancestor's old fields and
+    /// is rendered again. Per sink: another sink's spans, or another registry's, leave this
+    /// one's caches alone. On a line of its own, as events read it and records write it.
+    record_generation: CacheLine<AtomicU64>,
     options: LayerOptions,
     /// Whether lines have a thread part at all (`thread_names || thread_ids`, decided at build
     /// time so that an event checks one flag).
@@ -105,13 +111,10 @@ impl JsonSpans {
     };
 }
 
-/// Bumped after every `record` on any span: a span part cached on a thread's stack (see
-/// [`current`]) before the bump may show an ancestor's old fields and is rendered again.
-/// Process-wide, because sinks on one registry share their spans' [`SpanFields`].
-static RECORD_GENERATION: AtomicU64 = AtomicU64::new(0);
-
 /// Gives each layer an identity, so that only the layer that cached a span part on a thread's
-/// stack uses it (another layer's format or per-layer filter may need a different one).
+/// stack uses it (another layer's format or per-layer filter may need a different one), and
+/// only one text sink appends a span's recorded text (see [`SpanFields::merge`]). The only
+/// process-wide state of the layer: ids must differ between sinks, whatever builds them.
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
 impl SinkLayer {
@@ -122,6 +125,7 @@ impl SinkLayer {
             sender,
             clock,
             id: NEXT_LAYER_ID.fetch_add(1, Relaxed),
+            record_generation: CacheLine::default(),
             options,
             thread_part: options.thread_names || options.thread_ids,
             thread_name_width: AtomicUsize::new(0),
@@ -130,6 +134,11 @@ impl SinkLayer {
                 options.opentelemetry_ids && options.format == Format::Json,
             ),
         }
+    }
+
+    /// This layer's id if it renders span fields in the text format.
+    fn text_owner(&self) -> Option<u64> {
+        (self.options.format == Format::Text).then_some(self.id)
     }
 }
 
@@ -150,17 +159,22 @@ where
         if let Some(otel) = &self.otel {
             otel.on_new_span(&span);
         }
-        // Two sinks on one registry share the rendering: it depends only on the span.
-        if span.extensions().get::<SpanFields>().is_some() {
-            return;
+        // Sinks on one registry share the rendering: it depends only on the span. The text
+        // form is rendered only for a text sink, by the first one (see `SpanFields::merge`).
+        let text_owner = self.text_owner();
+        if let Some(fields) = span.extensions().get::<SpanFields>() {
+            if text_owner.is_none() || fields.has_text() {
+                return;
+            }
         }
-        let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len());
+        let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len(), text_owner);
         attrs.record(&mut SpanVisitor(&mut fields));
         fields.render(span.name());
 
         let mut extensions = span.extensions_mut();
-        if extensions.get_mut::<SpanFields>().is_none() {
-            extensions.insert(fields);
+        match extensions.get_mut::<SpanFields>() {
+            None => extensions.insert(fields),
+            Some(existing) => existing.adopt_text(fields),
         }
     }
 
@@ -168,16 +182,15 @@ where
         let Some(span) = ctx.span(id) else { return };
         // Format the values (user code: it may panic) before taking the span's lock, so that a
         // panicking `Debug` cannot poison the span for every later event.
-        let mut recorded = SpanFields::new();
+        let mut recorded = SpanFields::new(self.text_owner());
         values.record(&mut SpanVisitor(&mut recorded));
         let mut extensions = span.extensions_mut();
         if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            // With two sinks on one registry each records the same values: idempotent.
             fields.merge(recorded);
             fields.render(span.name());
-            // After the new fields are in place (Release): every span part cached on a thread's
-            // stack is now stale, this span's and its descendants'.
-            RECORD_GENERATION.fetch_add(1, Release);
+            // After the new fields are in place (Release): every span part this layer cached on
+            // a thread's stack is now stale, this span's and its descendants'.
+            self.record_generation.fetch_add(1, Release);
         }
     }
 
@@ -232,7 +245,7 @@ impl SinkLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let generation = RECORD_GENERATION.load(Acquire);
+        let generation = self.record_generation.load(Acquire);
         match current::append(self.id, generation, out) {
             current::Current::Appended | current::Current::None => {}
             current::Current::Render(span) => {

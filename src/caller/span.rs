@@ -4,18 +4,11 @@
 //! `writer::fields`.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use tracing::field::{Field, Visit};
 
 use crate::json::{write_f64, write_int, write_str, VecWriter};
 use crate::text_escape::{escape_text_into, EscapingWriter};
-
-/// Whether spans need their fields in the text format too: set when a sink with
-/// [`Format::Text`](crate::Format::Text) is built. Until then only JSON is rendered, which
-/// spares JSON-only programs formatting every span field twice. Relaxed: the sink is built
-/// before its layer can see any span, and handing the layer to a subscriber orders the two.
-pub(crate) static TEXT_SPANS: AtomicBool = AtomicBool::new(false);
 
 /// One span's fields, kept in the span's extensions and rendered to JSON whenever they change,
 /// so that events only copy bytes. It holds this span's fields alone, never its parents': an
@@ -30,25 +23,33 @@ pub(crate) struct SpanFields {
     /// The fields in the text format, `k=v k2="text"`, in the order they were recorded (a
     /// later `record` appends, as tracing-subscriber's default formatter does).
     text: Vec<u8>,
+    /// The text sink that renders `text` (see [`SpanFields::merge`]); `None` while no text
+    /// sink has seen the span, and then `text` stays empty: JSON-only sinks do no text work.
+    text_owner: Option<u64>,
 }
 
 impl SpanFields {
-    pub(crate) fn new() -> Self {
-        Self::with_capacity(0)
+    /// Fields to record: in JSON, and in the text format too if recorded for the text sink
+    /// `text_owner`.
+    pub(crate) fn new(text_owner: Option<u64>) -> Self {
+        Self::with_capacity(0, text_owner)
     }
 
-    /// Room for `fields` values and their text, so that recording a new span's fields does
-    /// not grow the vectors one push at a time (allocation was a fifth of span creation).
-    pub(crate) fn with_capacity(fields: usize) -> Self {
+    /// [`new`](SpanFields::new) with room for `fields` values and their text, so that recording
+    /// a new span's fields does not grow the vectors one push at a time (allocation was a fifth
+    /// of span creation).
+    pub(crate) fn with_capacity(fields: usize, text_owner: Option<u64>) -> Self {
         SpanFields {
             values: Vec::with_capacity(fields),
             json: Vec::new(),
-            text: Vec::with_capacity(if TEXT_SPANS.load(Relaxed) {
-                fields * 16
-            } else {
-                0
-            }),
+            text: Vec::with_capacity(if text_owner.is_some() { fields * 16 } else { 0 }),
+            text_owner,
         }
+    }
+
+    /// Whether a text sink renders these fields' text.
+    pub(crate) fn has_text(&self) -> bool {
+        self.text_owner.is_some()
     }
 
     /// The span object as it appears in `"span"` and `"spans"`.
@@ -61,10 +62,10 @@ impl SpanFields {
         &self.text
     }
 
-    /// Appends one field in the text format (see `writer::fields::fields_to_text` for the rules), if any
-    /// sink in the process writes text.
+    /// Appends one field in the text format (see `writer::fields::fields_to_text` for the
+    /// rules), if recorded for a text sink.
     fn text_field(&mut self, name: &'static str, write: impl FnOnce(&mut Vec<u8>)) {
-        if !TEXT_SPANS.load(Relaxed) || name.starts_with("log.") {
+        if self.text_owner.is_none() || name.starts_with("log.") {
             return;
         }
         let name = name.strip_prefix("r#").unwrap_or(name);
@@ -102,13 +103,32 @@ impl SpanFields {
         self.json.push(b'}');
     }
 
+    /// Takes in the text of a span's first fields, recorded for a text sink, if no text sink
+    /// rendered them before: that sink owns the text from now on.
+    pub(crate) fn adopt_text(&mut self, first: SpanFields) {
+        if self.text_owner.is_none() && first.text_owner.is_some() {
+            self.text = first.text;
+            self.text_owner = first.text_owner;
+        }
+    }
+
     /// Takes in fields recorded later (into a fresh `SpanFields`): their values replace
     /// earlier ones in JSON, and are appended in the text format.
+    ///
+    /// Every sink on the registry records every `record` of the span. Replacing JSON values is
+    /// idempotent, so each sink merges them (and its span parts cached on threads are fresh
+    /// once its own merge is done). Appending text is not: only the owner's text is appended.
+    /// The owner is the first text sink that saw the span created, and the registry calls its
+    /// layers in the same order for every hook, so the owner has appended before any other
+    /// text sink's `on_record` returns.
     pub(crate) fn merge(&mut self, later: SpanFields) {
         for (name, value) in later.values {
             self.insert(name, value);
         }
-        if !later.text.is_empty() {
+        if later.text_owner.is_some()
+            && later.text_owner == self.text_owner
+            && !later.text.is_empty()
+        {
             if !self.text.is_empty() {
                 self.text.push(b' ');
             }

@@ -36,10 +36,9 @@ pub enum Format {
     /// `\u{9b}`), as tracing-subscriber (0.3.20 and later) escapes them; like it, other `Debug`
     /// and `Display` values, targets and span names are written as they are.
     ///
-    /// Spans get their text form only once a text sink exists in the process (JSON-only
-    /// programs skip that work): a span created before the first text sink was built, which
-    /// takes adding the sink to a running subscriber (e.g. through `reload`), shows its name
-    /// without its fields.
+    /// A span gets its text form when a text sink sees it created (JSON sinks skip that
+    /// work): a span created before the sink was added to a running subscriber (e.g. through
+    /// `reload`) shows its name without its fields.
     Text,
 }
 
