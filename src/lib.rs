@@ -114,7 +114,6 @@ mod calendar;
 mod json;
 mod text_escape;
 
-#[cfg(test)]
 mod faults;
 #[cfg(test)]
 mod tests;

@@ -124,23 +124,37 @@ impl JanitorHandle {
 /// What the janitor needs to know.
 #[derive(Debug)]
 pub(crate) struct Janitor {
-    pub(crate) folder: Arc<Folder>,
-    pub(crate) compression: Compression,
-    pub(crate) retention: Retention,
-    pub(crate) clock: Clock,
-    pub(crate) shared: Arc<Shared>,
+    folder: Arc<Folder>,
+    compression: Compression,
+    retention: Retention,
+    clock: Clock,
+    shared: Arc<Shared>,
 }
 
 impl Janitor {
-    /// Starts the thread; it recovers the folder first, then waits for rotated files.
-    pub(crate) fn spawn(self) -> Result<JanitorHandle, Error> {
+    /// Starts the janitor thread for `folder`; it recovers the folder first, then waits for
+    /// rotated files to compress (as `compression` says) and prune (as `retention` says).
+    pub(crate) fn spawn(
+        folder: Arc<Folder>,
+        compression: Compression,
+        retention: Retention,
+        clock: Clock,
+        shared: Arc<Shared>,
+    ) -> Result<JanitorHandle, Error> {
+        let janitor = Janitor {
+            folder,
+            compression,
+            retention,
+            clock,
+            shared,
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
         let retained = Arc::new(AtomicU64::new(0));
         let retained_by_worker = retained.clone();
-        let limited = !self.retention.is_unlimited();
+        let limited = !janitor.retention.is_unlimited();
         let thread = std::thread::Builder::new()
             .name("logsink-janitor".to_owned())
-            .spawn(move || Worker::new(self, retained_by_worker).run(rx))
+            .spawn(move || Worker::new(janitor, retained_by_worker).run(rx))
             .map_err(|source| Error::SpawnThread {
                 source: Arc::new(source),
             })?;
