@@ -303,7 +303,7 @@ impl Writer {
     /// growing while (never past a deadline). Callers therefore never find the writer blocked
     /// on the queue, and a send never has to wake it with a system call: the caller's path
     /// stays free of syscalls. Markers unpark the writer at once; a caller that finds the queue
-    /// full unparks it before waiting (see `SinkLayer::send`).
+    /// full unparks it before waiting (see `Sender::send`).
     fn run(mut self, inbox: &mut Inbox) {
         let mut idle = MIN_IDLE;
         let mut layer_gone = false;
@@ -457,7 +457,7 @@ impl Writer {
     }
 
     fn event(&mut self, record: Record) {
-        // The caller reserved a large record's bytes of the queue's budget (`SinkLayer::send`).
+        // The caller reserved a large record's bytes of the queue's budget (`Sender::send`).
         self.shared.large_bytes.release(record.buf.len());
         let time = self.timebase.wall(record.time);
         let start = self.append_line(time, |formatter, out| formatter.format(&record, time, out));
