@@ -6,9 +6,11 @@
 //! (quotes, a backslash, a tab, non-ASCII text, a length that varies with `seq`, some lines
 //! over 20 KB), so a checker can tell, line by line, that what a collector delivered is the
 //! event as written.
-//! `scripts/collector-check` runs it against rsyslog.
+//! `scripts/collector-check` runs it against rsyslog and syslog-ng.
 //!
-//! Run with `cargo run --release --example collector_feed -- FOLDER COUNT [RATE]`.
+//! Run with `cargo run --release --example collector_feed -- FOLDER COUNT [RATE]
+//! [--compress-after SECONDS]`; with `--compress-after`, rotated files stay plain that long
+//! before they are compressed (`Builder::compress_after`).
 
 use std::time::{Duration, Instant};
 
@@ -26,13 +28,27 @@ fn payload(seq: u64) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut positional = Vec::new();
+    let mut compress_after = Duration::ZERO;
     let mut args = std::env::args().skip(1);
-    let (Some(dir), Some(count)) = (args.next(), args.next()) else {
-        eprintln!("usage: collector_feed FOLDER COUNT [RATE]");
+    while let Some(arg) = args.next() {
+        if arg == "--compress-after" {
+            let secs: f64 = args
+                .next()
+                .ok_or("--compress-after needs SECONDS")?
+                .parse()?;
+            compress_after = Duration::try_from_secs_f64(secs)?;
+        } else {
+            positional.push(arg);
+        }
+    }
+    let mut positional = positional.into_iter();
+    let (Some(dir), Some(count)) = (positional.next(), positional.next()) else {
+        eprintln!("usage: collector_feed FOLDER COUNT [RATE] [--compress-after SECONDS]");
         std::process::exit(2);
     };
     let count: u64 = count.parse()?;
-    let rate: u64 = args.next().map_or(Ok(0), |r| r.parse())?;
+    let rate: u64 = positional.next().map_or(Ok(0), |r| r.parse())?;
 
     let (layer, guard) = logsink::LogSink::builder()
         .directory(&dir)
@@ -40,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .flush_interval(Duration::from_millis(200))
         .max_file_size(1024 * 1024)
         .compression(logsink::Compression::Gzip { level: 6 })
+        .compress_after(compress_after)
         .build()?;
     let subscriber = tracing_subscriber::registry().with(layer);
 

@@ -99,6 +99,7 @@ impl LogSink {
 /// | [`utc_offset`](Builder::utc_offset) | UTC | — |
 /// | [`names_in_utc_offset`](Builder::names_in_utc_offset) | `false` (names in UTC) | — |
 /// | [`compression`](Builder::compression) | `Compression::Gzip { level: 6 }` | a gzip level above 9 |
+/// | [`compress_after`](Builder::compress_after) | zero (compressed at once) | — (a huge duration means never) |
 /// | [`keep_files`](Builder::keep_files) | unlimited | 0 |
 /// | [`max_total_size`](Builder::max_total_size) | unlimited | 0 |
 /// | [`max_age`](Builder::max_age) | unlimited | zero |
@@ -120,6 +121,7 @@ pub struct Builder {
     /// Rotation: `max_file_size`, `rotate_every` and `utc_offset`.
     rotation: Policy,
     compression: Compression,
+    compress_after: Duration,
     /// Retention: `keep_files`, `max_total_size` and `max_age`.
     retention: Retention,
     file_mode: Option<u32>,
@@ -146,6 +148,7 @@ impl Default for Builder {
                 offset: UtcOffset::UTC,
             },
             compression: Compression::default(),
+            compress_after: Duration::ZERO,
             retention: Retention::default(),
             file_mode: None,
             shutdown_timeout: Duration::from_secs(10),
@@ -381,6 +384,28 @@ impl Builder {
         self
     }
 
+    /// Leave each rotated file plain (`.log`) for at least `delay` after its rotation before
+    /// compressing it, as logrotate's `delaycompress` does: collectors that tail the rotated
+    /// names by glob (Vector's `file` source, Fluent Bit's `tail` with `Rotate_Wait`) read a
+    /// file to its end under its rotated name before it turns into a `.gz`. Default: zero
+    /// (compressed as soon as the compressor is free).
+    ///
+    /// The delay runs on the wall clock from the rotation; for a file found plain at start-up
+    /// (the last run ended before its delay had passed), from its last modification. Shutdown
+    /// does not wait for it: files still within their delay stay plain and whole, and the next
+    /// start compresses them once their delay has passed. Retention is unchanged: every
+    /// rotated file but the two newest waiting for compression counts toward
+    /// [`keep_files`](Builder::keep_files), [`max_total_size`](Builder::max_total_size) (at
+    /// its plain size while it waits) and [`max_age`](Builder::max_age), and may be deleted
+    /// before it was compressed (counted in
+    /// [`Stats::files_deleted_uncompressed`](crate::Stats::files_deleted_uncompressed)): leave
+    /// room for the files that rotate within `delay`. Any duration is accepted: with
+    /// [`Compression::None`] it changes nothing, and one too long for the clock means never.
+    pub fn compress_after(mut self, delay: Duration) -> Self {
+        self.compress_after = delay;
+        self
+    }
+
     /// Keep at most `count` rotated files (compressed or not), deleting the oldest. The
     /// active file is not counted. Default: unlimited. `build()` refuses 0.
     pub fn keep_files(mut self, count: usize) -> Self {
@@ -426,7 +451,7 @@ impl Builder {
 
     /// Checks the settings, creates the directory, takes the folder's lock for this file name,
     /// opens the active file, and starts the writer thread. The first `build` in a process also calibrates the CPU's time counter,
-    /// which callers read to stamp events (about half a millisecond; 200 ms at most).
+    /// which callers read to stamp events (200 ms at most).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a refused value (see the table on [`Builder`]),
@@ -463,6 +488,7 @@ impl Builder {
         let janitor = Janitor::spawn(
             folder,
             self.compression,
+            self.compress_after,
             self.retention,
             clock.clone(),
             shared.clone(),

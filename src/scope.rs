@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use tracing::Dispatch;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::{Builder, Error, SinkGuard, Stats};
+use crate::{Builder, Error, SinkGuard, Stats, StatsHandle};
 
 impl Builder {
     /// Builds the sink like [`build`](Builder::build) and installs its layer in a fresh
@@ -110,6 +110,29 @@ impl ScopedSink {
     /// A snapshot of the sink's counters: see [`SinkGuard::stats`].
     pub fn stats(&self) -> Stats {
         self.guard.stats()
+    }
+
+    /// A handle on the sink's counters that stays valid after `run` or `run_blocking` has
+    /// consumed the scoped sink: see [`SinkGuard::stats_handle`]. Events logged after the
+    /// scope ended (by threads or tasks that kept the [`dispatch`](ScopedSink::dispatch)) are
+    /// counted as dropped, and show up here but not in the stats `run` returned.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let tmp = tempfile::tempdir()?;
+    /// let scoped = logsink::LogSink::builder().directory(tmp.path()).build_scoped()?;
+    /// let handle = scoped.stats_handle();
+    /// let dispatch = scoped.dispatch().clone();
+    /// let ((), stats) = scoped.run_blocking(|| tracing::info!("inside"));
+    /// assert_eq!(stats?.events_written, 1);
+    ///
+    /// tracing::dispatcher::with_default(&dispatch, || tracing::info!("too late"));
+    /// let now = handle.get();
+    /// assert_eq!((now.events_written, now.events_dropped), (1, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn stats_handle(&self) -> StatsHandle {
+        self.guard.stats_handle()
     }
 
     /// Polls `future` with the sink as the default subscriber, then shuts the sink down

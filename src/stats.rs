@@ -38,16 +38,21 @@ pub struct Stats {
     pub rotations: u64,
     /// Rotated files compressed to `.gz`. Every rotated file is counted once, here or in
     /// `files_deleted_uncompressed`, unless its compressed name is taken by a file the sink
-    /// did not make (then it stays `.log`, and the error is counted).
+    /// did not make (then it stays `.log`, and the error is counted) or it is still plain when
+    /// the sink shuts down (compressed at the next start).
     pub files_compressed: u64,
     /// Rotated files deleted by retention.
     pub files_deleted: u64,
     /// The part of `files_deleted` that retention deleted before they were compressed:
-    /// compression fell behind (see `compress_backlog`).
+    /// compression fell behind (see `compress_backlog`), or they were still within
+    /// [`compress_after`](crate::Builder::compress_after) (retention leaves too little room for
+    /// the files that rotate within that delay).
     pub files_deleted_uncompressed: u64,
     /// Rotated files waiting for compression, or being compressed, when the snapshot was
     /// taken: 0 or 1 while compression keeps up. A backlog that grows means compression is
-    /// slower than logging: choose a lower level, larger files, or no compression.
+    /// slower than logging: choose a lower level, larger files, or no compression. Files still
+    /// within [`compress_after`](crate::Builder::compress_after) are not counted: they are not
+    /// due yet.
     pub compress_backlog: u64,
     /// Events waiting in the queue between callers and the writer when the snapshot was taken.
     pub queue_len: u64,
@@ -114,6 +119,12 @@ pub(crate) struct Shared {
     pub(crate) files_deleted_uncompressed: AtomicU64,
     /// A gauge, set by the janitor.
     pub(crate) compress_backlog: AtomicU64,
+    /// Tests only: the clock's time at the start of the janitor's latest full turn, and how
+    /// many rotations it had taken in by then (its decisions and the gauge above were made
+    /// with that time or later), so that a test can wait until the janitor has seen a clock
+    /// it moved, with every rotated file known.
+    #[cfg(test)]
+    pub(crate) janitor_seen: Mutex<Option<(std::time::SystemTime, u64)>>,
     /// Only the writer and janitor threads write it, and only on failures: never on a caller's
     /// path.
     pub(crate) last_error: Mutex<Option<Error>>,

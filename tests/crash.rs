@@ -2,22 +2,22 @@
 //! the same folder: recovery leaves a clean folder and loses or repeats nothing that reached
 //! the files.
 //!
-//! The test binary runs itself as the child: [`crash_child`] does nothing unless the
-//! [`CHILD_ENV`] variable names a folder, and the parent runs only that test in the child.
+//! The test starts the test binary again as a child that runs only this test, which then
+//! takes its child part, [`log_until_killed`] (see `common::child`).
 
-#[path = "common/rotation_util.rs"]
-mod rotation_util;
+mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::child::{self, ChildRun};
+use common::rotation_util;
 use logsink::{Compression, LogSink, SinkGuard, SinkLayer};
 use rotation_util::{Gunzip, ACTIVE, BASE};
 use tracing::info;
 
-/// Set (to the log folder) only in the child process.
-const CHILD_ENV: &str = "LOGSINK_CRASH_CHILD";
+/// The test that runs in two processes.
+const TEST: &str = "killed_while_rotating_then_restarted";
 
 /// How long the parent waits for the child to produce rotated files before failing.
 const CHILD_DEADLINE: Duration = Duration::from_secs(10);
@@ -40,57 +40,33 @@ fn sink(dir: &Path) -> (SinkLayer, SinkGuard) {
         .expect("building the sink")
 }
 
-/// Child mode only (returns at once in a normal test run): logs events `{seq: 0, 1, 2, ...,
-/// phase: "child"}` from one thread, forever, until the parent kills the process.
-#[test]
-fn crash_child() {
-    let Some(dir) = std::env::var_os(CHILD_ENV) else {
-        return;
-    };
-    let (layer, _guard) = sink(Path::new(&dir));
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
+/// The child part of [`killed_while_rotating_then_restarted`]: logs events `{seq: 0, 1, 2,
+/// ..., phase: "child"}` from one thread, forever, until the parent kills the process.
+fn log_until_killed(dir: &Path) -> ! {
+    let (layer, _guard) = sink(dir);
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
         for seq in 0u64.. {
             info!(seq, phase = "child", "before the crash");
         }
     });
+    unreachable!("the child logs until it is killed")
 }
 
-/// Kills the child on drop, so that a failing parent never leaves it running.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the child on `dir`, waits until at least `rotated_gz` compressed rotated files
+/// Starts the child on `run.dir`, waits until at least `rotated_gz` compressed rotated files
 /// exist, and kills it with SIGKILL. Returns a description of the folder at the kill.
-fn run_child_and_kill(dir: &Path, rotated_gz: usize) -> String {
-    let exe = std::env::current_exe().expect("current_exe");
-    let child = Command::new(exe)
-        .args([
-            "crash_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD_ENV, dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the child");
-    let mut child = KillOnDrop(child);
+fn run_child_and_kill(run: &ChildRun, rotated_gz: usize) -> String {
+    let dir = run.dir.as_path();
+    let mut child = run.spawn(TEST);
     let deadline = Instant::now() + CHILD_DEADLINE;
     loop {
         if rotation_util::rotated(dir, ".log.gz").len() >= rotated_gz {
             break;
         }
         if let Some(status) = child.0.try_wait().unwrap() {
-            panic!("the child ended by itself: {status}");
+            panic!(
+                "the child ended by itself: {status}; output:\n{}",
+                run.output()
+            );
         }
         assert!(
             Instant::now() < deadline,
@@ -120,7 +96,7 @@ fn run_child_and_kill(dir: &Path, rotated_gz: usize) -> String {
 /// `{seq, phase: "restart"}`, shuts down, and checks the folder.
 fn restart_and_check(dir: &Path, at_kill: &str) {
     let (layer, guard) = sink(dir);
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
         for seq in 0..AFTER_RESTART {
             info!(seq, phase = "restart", "after the restart");
         }
@@ -142,10 +118,7 @@ fn restart_and_check(dir: &Path, at_kill: &str) {
     let mut cut_short: Option<(String, usize, String)> = None;
     for name in &names {
         let bytes = rotation_util::content(&dir.join(name), Gunzip::System);
-        for (i, line) in rotation_util::split_lines(&bytes, name)
-            .into_iter()
-            .enumerate()
-        {
+        for (i, line) in common::split_lines(&bytes, name).into_iter().enumerate() {
             let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) else {
                 assert!(
                     cut_short.is_none(),
@@ -160,8 +133,8 @@ fn restart_and_check(dir: &Path, at_kill: &str) {
                 cut_short = Some((name.clone(), i + 1, line));
                 continue;
             };
-            let seq = rotation_util::field_u64(&value, "seq");
-            match rotation_util::field_str(&value, "phase") {
+            let seq = common::field_u64(&value, "seq");
+            match common::field_str(&value, "phase") {
                 "child" => {
                     assert!(
                         restart_seqs.is_empty(),
@@ -222,12 +195,12 @@ fn restart_and_check(dir: &Path, at_kill: &str) {
 /// middle), and the restart's events are there once, after them.
 #[test]
 fn killed_while_rotating_then_restarted() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return;
+    if let Some(dir) = child::folder(TEST) {
+        log_until_killed(&dir);
     }
     for rotated_gz in [2, 6, 12] {
-        let tmp = tempfile::tempdir().unwrap();
-        let at_kill = run_child_and_kill(tmp.path(), rotated_gz);
-        restart_and_check(tmp.path(), &at_kill);
+        let run = ChildRun::new();
+        let at_kill = run_child_and_kill(&run, rotated_gz);
+        restart_and_check(&run.dir, &at_kill);
     }
 }

@@ -1,40 +1,26 @@
 //! How a program's way of ending affects what reaches the file: a panic unwinding out of the
 //! code that owns the guard, `kill -9`, and `std::process::exit`.
 //!
-//! Each case runs in a child process: the test binary runs itself with [`SCENARIO_ENV`] naming
-//! the case and [`DIR_ENV`] the log folder, and only the child test of that name does
-//! anything (in a normal run the child tests return at once). The child installs the sink as
-//! the global default subscriber, as a program would. The parent waits for the child (or kills
-//! it), then reads the folder back and parses every line.
+//! Each test runs in two processes: it starts the test binary again as a child that runs only
+//! this test, which then takes its child part (see `common::child`). The child installs the
+//! sink as the global default subscriber, as a program would. The parent waits for the child
+//! (or kills it), then reads the folder back and parses every line.
 
 mod common;
 
-use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use logsink::{LogSink, SinkGuard, SinkLayer};
+use common::child::{self, ChildRun, CHILD_DEADLINE};
+use logsink::{SinkGuard, SinkLayer};
 use serde_json::Value;
 use tracing::info;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-/// Set only in a child: which case it runs.
-const SCENARIO_ENV: &str = "LOGSINK_EXIT_CHILD";
-
-/// Set only in a child: the log folder.
-const DIR_ENV: &str = "LOGSINK_EXIT_DIR";
-
-/// How long a child may take to finish (or, for `kill -9`, to log its first lines) before the
-/// parent fails: only turns a hang into a failure.
-const CHILD_DEADLINE: Duration = Duration::from_secs(60);
-
-/// A flush interval that never fires during a test: only the guard puts data in the file.
-const HOUR: Duration = Duration::from_secs(3600);
 
 /// Events logged by the children that end by themselves: about 650 KB of lines, so the
 /// writer writes some of them when its buffer fills and the rest only when told to.
@@ -61,130 +47,21 @@ const KILL_AT_SEQ: u64 = 500;
 /// What the `kill -9` child prints when the parent should kill it.
 const KILL_ME: &str = "exit_paths child: kill me now";
 
-/// The folder of the child running `scenario`, or `None` when this process is not that child.
-fn child_dir(scenario: &str) -> Option<PathBuf> {
-    match std::env::var(SCENARIO_ENV) {
-        Ok(s) if s == scenario => Some(
-            std::env::var_os(DIR_ENV)
-                .expect("the parent sets the folder")
-                .into(),
-        ),
-        _ => None,
-    }
-}
-
-/// Whether this process is a child (of any case): the parent tests then do nothing.
-fn in_child() -> bool {
-    std::env::var_os(SCENARIO_ENV).is_some()
-}
-
 fn sink(dir: &Path, flush_interval: Duration) -> (SinkLayer, SinkGuard) {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(common::FILE_NAME)
+    common::builder(dir)
         .flush_interval(flush_interval)
         .build()
         .expect("building the sink")
 }
 
-/// Kills the child on drop, so that a failing parent never leaves it running.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A child's folders: the log folder, and its stdout and stderr in one file beside it.
-struct ChildRun {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    output: PathBuf,
-}
-
-impl ChildRun {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("logs");
-        let output = tmp.path().join("child-output.txt");
-        ChildRun {
-            _tmp: tmp,
-            dir,
-            output,
-        }
-    }
-
-    /// Starts this test binary as the child running `test`, the case named `scenario`. Its
-    /// stderr goes to the output file, and so does its stdout unless `pipe_stdout`.
-    fn spawn(&self, test: &str, scenario: &str, pipe_stdout: bool) -> KillOnDrop {
-        let err = File::create(&self.output).unwrap();
-        let out = if pipe_stdout {
-            Stdio::piped()
-        } else {
-            Stdio::from(err.try_clone().unwrap())
-        };
-        let exe = std::env::current_exe().expect("current_exe");
-        let child = Command::new(exe)
-            .args([test, "--exact", "--nocapture", "--test-threads", "1"])
-            .env(SCENARIO_ENV, scenario)
-            .env(DIR_ENV, &self.dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("starting the child");
-        KillOnDrop(child)
-    }
-
-    /// What the child printed so far.
-    fn output(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.output).unwrap_or_default()).into_owned()
-    }
-
-    /// Waits for the child to end by itself, polling with [`CHILD_DEADLINE`].
-    fn wait(&self, child: &mut KillOnDrop) -> ExitStatus {
-        let deadline = Instant::now() + CHILD_DEADLINE;
-        loop {
-            if let Some(status) = child.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the child did not end within {CHILD_DEADLINE:?}; its output:\n{}",
-                self.output()
-            );
-            thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-/// Checks that `lines` are the events `{seq: 0..count}` in order.
-fn assert_seqs(lines: &[Value], count: u64, what: &str) {
-    assert_eq!(lines.len() as u64, count, "{what}: number of events");
-    for (i, line) in lines.iter().enumerate() {
-        assert_eq!(
-            common::field_u64(line, "seq"),
-            i as u64,
-            "{what}: line {}: {line}",
-            i + 1
-        );
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // A panic unwinding out of the code that owns the guard.
 
-/// Child of [`a_panic_unwinding_past_the_guard_writes_every_event`]: installs the sink
-/// globally with a 1-hour flush interval, logs [`EVENTS`] events `{seq}`, and panics with the
-/// guard still a local of this function.
-#[test]
-fn child_panics() {
-    let Some(dir) = child_dir("panic") else {
-        return;
-    };
-    let (layer, _guard) = sink(&dir, HOUR);
+/// The child part of [`a_panic_unwinding_past_the_guard_writes_every_event`]: installs the
+/// sink globally with a 1-hour flush interval, logs [`EVENTS`] events `{seq}`, and panics with
+/// the guard still a local of this function.
+fn panic_with_the_guard_in_scope(dir: &Path) -> ! {
+    let (layer, _guard) = sink(dir, common::HOUR);
     tracing_subscriber::registry().with(layer).init();
     for seq in 0..EVENTS {
         info!(seq, "before the panic");
@@ -198,11 +75,12 @@ fn child_panics() {
 /// complete lines, although the flush interval (1 hour) never fired.
 #[test]
 fn a_panic_unwinding_past_the_guard_writes_every_event() {
-    if in_child() {
-        return;
+    const TEST: &str = "a_panic_unwinding_past_the_guard_writes_every_event";
+    if let Some(dir) = child::folder(TEST) {
+        panic_with_the_guard_in_scope(&dir);
     }
     let run = ChildRun::new();
-    let mut child = run.spawn("child_panics", "panic", false);
+    let mut child = run.spawn(TEST);
     let status = run.wait(&mut child);
     let output = run.output();
     assert!(
@@ -218,24 +96,20 @@ fn a_panic_unwinding_past_the_guard_writes_every_event() {
         "the sink reported an error; output:\n{output}"
     );
     let lines = common::read_json_lines(&common::log_path(&run.dir));
-    assert_seqs(&lines, EVENTS, "after the panic");
+    common::assert_seqs(&common::seqs(&lines), 0..EVENTS, "after the panic");
 }
 
 // ---------------------------------------------------------------------------------------------
 // kill -9.
 
-/// Child of [`kill_9_loses_at_most_the_flush_interval_then_restart_continues`]: installs the
-/// sink globally with a 50 ms flush interval and logs `{seq, t_us}` forever, `t_us` being the
+/// The child part of [`kill_9_loses_at_most_the_flush_interval_then_restart_continues`]:
+/// installs the sink globally with a 50 ms flush interval and logs `{seq, t_us}` forever, `t_us` being the
 /// wall-clock time of the emission in microseconds since the Unix epoch, about one event per
 /// [`KILL_PACE`] (the pause only keeps the file small and the queue empty, so that the
 /// flush timer, not a full buffer, is what puts the lines on disk; no check depends on it).
 /// After event [`KILL_AT_SEQ`] (plus 0 to 63) it prints [`KILL_ME`] on stdout.
-#[test]
-fn child_logs_until_killed() {
-    let Some(dir) = child_dir("kill") else {
-        return;
-    };
-    let (layer, _guard) = sink(&dir, KILL_FLUSH_INTERVAL);
+fn log_until_killed(dir: &Path) -> ! {
+    let (layer, _guard) = sink(dir, KILL_FLUSH_INTERVAL);
     tracing_subscriber::registry().with(layer).init();
     // A little later or earlier from run to run, to kill at varying points of the flush cycle.
     let kill_at = KILL_AT_SEQ + common::now_micros() as u64 % 64;
@@ -247,6 +121,7 @@ fn child_logs_until_killed() {
         }
         thread::sleep(KILL_PACE);
     }
+    unreachable!("the child logs until it is killed")
 }
 
 /// Parses a file as a killed (or exited) process left it: complete lines, and possibly one last
@@ -289,12 +164,19 @@ fn lines_at_kill(bytes: &[u8]) -> (Vec<Value>, Option<String>) {
 /// an event; the restart's event is on a fresh line after it, the last in the file.
 #[test]
 fn kill_9_loses_at_most_the_flush_interval_then_restart_continues() {
-    if in_child() {
-        return;
+    const TEST: &str = "kill_9_loses_at_most_the_flush_interval_then_restart_continues";
+    if let Some(dir) = child::folder(TEST) {
+        log_until_killed(&dir);
     }
     let run = ChildRun::new();
     let path = common::log_path(&run.dir);
-    let mut child = run.spawn("child_logs_until_killed", "kill", true);
+    let mut command = run.command(TEST);
+    let mut child = child::KillOnDrop(
+        command
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the child"),
+    );
     let stdout = child.0.stdout.take().expect("piped stdout");
     let (said_tx, said) = mpsc::channel();
     thread::spawn(move || {
@@ -325,7 +207,7 @@ fn kill_9_loses_at_most_the_flush_interval_then_restart_continues() {
     assert!(!status.success(), "the child was not killed: {status}");
 
     let (lines, cut) = lines_at_kill(&std::fs::read(&path).unwrap());
-    assert_seqs(&lines, lines.len() as u64, "at the kill");
+    common::assert_seqs(&common::seqs(&lines), 0..lines.len() as u64, "at the kill");
     let times: Vec<i64> = lines
         .iter()
         .map(|l| common::field_u64(l, "t_us") as i64)
@@ -354,7 +236,7 @@ fn kill_9_loses_at_most_the_flush_interval_then_restart_continues() {
 
     // Restart on the same folder.
     let (layer, guard) = sink(&run.dir, Duration::from_millis(200));
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let dispatch = common::dispatch(layer);
     tracing::dispatcher::with_default(&dispatch, || info!(phase = "restart", "after the kill"));
     drop(dispatch);
     let stats = guard
@@ -391,14 +273,10 @@ fn kill_9_loses_at_most_the_flush_interval_then_restart_continues() {
 // ---------------------------------------------------------------------------------------------
 // std::process::exit.
 
-/// Child of [`process_exit_after_flush_blocking_keeps_every_event`]: logs [`EVENTS`] events
-/// with a 1-hour flush interval, calls `flush_blocking`, then `std::process::exit(0)`.
-#[test]
-fn child_flushes_then_exits() {
-    let Some(dir) = child_dir("flush-exit") else {
-        return;
-    };
-    let (layer, guard) = sink(&dir, HOUR);
+/// The child part of [`process_exit_after_flush_blocking_keeps_every_event`]: logs [`EVENTS`]
+/// events with a 1-hour flush interval, calls `flush_blocking`, then `std::process::exit(0)`.
+fn flush_then_exit(dir: &Path) -> ! {
+    let (layer, guard) = sink(dir, common::HOUR);
     tracing_subscriber::registry().with(layer).init();
     for seq in 0..EVENTS {
         info!(seq, "before exit");
@@ -412,33 +290,34 @@ fn child_flushes_then_exits() {
 /// events as complete lines, although the flush interval (1 hour) never fired.
 #[test]
 fn process_exit_after_flush_blocking_keeps_every_event() {
-    if in_child() {
-        return;
+    const TEST: &str = "process_exit_after_flush_blocking_keeps_every_event";
+    if let Some(dir) = child::folder(TEST) {
+        flush_then_exit(&dir);
     }
     let run = ChildRun::new();
-    let mut child = run.spawn("child_flushes_then_exits", "flush-exit", false);
+    let mut child = run.spawn(TEST);
     let status = run.wait(&mut child);
     assert!(status.success(), "{status}; output:\n{}", run.output());
     let lines = common::read_json_lines(&common::log_path(&run.dir));
-    assert_seqs(&lines, EVENTS, "after flush and exit");
+    common::assert_seqs(&common::seqs(&lines), 0..EVENTS, "after flush and exit");
 }
 
 /// Events of the child that exits without a flush: about 120 KB, below the writer's 256 KiB
 /// buffer, so that the writer is never in the middle of a write at the exit.
 const NO_FLUSH_EVENTS: u64 = 1_000;
 
-/// Child of [`process_exit_without_flush_may_lose_events`]: as [`child_flushes_then_exits`],
-/// with [`NO_FLUSH_EVENTS`] events and without the flush.
-#[test]
-fn child_exits_without_flush() {
-    let Some(dir) = child_dir("exit") else {
-        return;
-    };
-    let (layer, _guard) = sink(&dir, HOUR);
+/// What the child without a flush prints just before it exits.
+const EXITING: &str = "exit_paths child: logged every event, exiting";
+
+/// The child part of [`process_exit_without_flush_may_lose_events`]: as [`flush_then_exit`],
+/// with [`NO_FLUSH_EVENTS`] events and without the flush; prints [`EXITING`] before the exit.
+fn exit_without_flush(dir: &Path) -> ! {
+    let (layer, _guard) = sink(dir, common::HOUR);
     tracing_subscriber::registry().with(layer).init();
     for seq in 0..NO_FLUSH_EVENTS {
         info!(seq, "before exit");
     }
+    println!("{EXITING}");
     std::process::exit(0);
 }
 
@@ -450,18 +329,29 @@ fn child_exits_without_flush() {
 /// no gap, `k <= NO_FLUSH_EVENTS`, complete lines except possibly a last one cut short.
 #[test]
 fn process_exit_without_flush_may_lose_events() {
-    if in_child() {
-        return;
+    const TEST: &str = "process_exit_without_flush_may_lose_events";
+    if let Some(dir) = child::folder(TEST) {
+        exit_without_flush(&dir);
     }
     let run = ChildRun::new();
-    let mut child = run.spawn("child_exits_without_flush", "exit", false);
+    let mut child = run.spawn(TEST);
     let status = run.wait(&mut child);
-    assert!(status.success(), "{status}; output:\n{}", run.output());
+    let output = run.output();
+    assert!(status.success(), "{status}; output:\n{output}");
+    assert!(
+        output.contains(EXITING),
+        "the child did not log its events; output:\n{output}"
+    );
+    // `build()` created the file: it exists, whatever reached it.
     let path = common::log_path(&run.dir);
-    let bytes = std::fs::read(&path).unwrap_or_default();
+    let bytes = std::fs::read(&path).expect("the child's sink created its file");
     let (lines, cut) = lines_at_kill(&bytes);
     assert!(lines.len() as u64 <= NO_FLUSH_EVENTS);
-    assert_seqs(&lines, lines.len() as u64, "after exit without flush");
+    common::assert_seqs(
+        &common::seqs(&lines),
+        0..lines.len() as u64,
+        "after exit without flush",
+    );
     eprintln!(
         "process::exit without flush: {} of {NO_FLUSH_EVENTS} events reached the file \
          (cut-short line: {cut:?})",

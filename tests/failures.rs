@@ -7,34 +7,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
-
-use logsink::{LogSink, SinkGuard, SinkLayer};
-use tracing::Dispatch;
-use tracing_subscriber::prelude::*;
-
-fn sink(dir: &Path) -> (SinkLayer, SinkGuard) {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(common::FILE_NAME)
-        .flush_interval(Duration::from_secs(3_600))
-        .build()
-        .unwrap()
-}
-
-fn log(dispatch: &Dispatch, range: std::ops::Range<u64>) {
-    tracing::dispatcher::with_default(dispatch, || {
-        for seq in range {
-            tracing::info!(seq, "event");
-        }
-    });
-}
 
 fn seqs(path: &Path) -> Vec<u64> {
-    common::read_json_lines(path)
-        .iter()
-        .map(|l| common::field_u64(l, "seq"))
-        .collect()
+    common::seqs(&common::read_json_lines(path))
 }
 
 /// The log folder is deleted while the sink runs: the writer notices before its next write
@@ -44,12 +19,12 @@ fn seqs(path: &Path) -> Vec<u64> {
 fn a_deleted_log_folder_is_created_again() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("logs");
-    let (layer, guard) = sink(&dir);
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    log(&dispatch, 0..100);
+    let (layer, guard) = common::sink(&dir);
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 0..100);
     guard.flush_blocking().unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    log(&dispatch, 100..200);
+    common::log_seqs(&dispatch, 100..200);
     guard.flush_blocking().unwrap();
     assert_eq!(
         seqs(&common::log_path(&dir)),
@@ -64,13 +39,13 @@ fn a_deleted_log_folder_is_created_again() {
 #[test]
 fn an_active_file_moved_away_is_replaced() {
     let tmp = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink(tmp.path());
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    log(&dispatch, 0..50);
+    let (layer, guard) = common::sink(tmp.path());
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 0..50);
     guard.flush_blocking().unwrap();
     let moved = tmp.path().join("moved-by-someone.log");
     std::fs::rename(common::log_path(tmp.path()), &moved).unwrap();
-    log(&dispatch, 50..120);
+    common::log_seqs(&dispatch, 50..120);
     guard.shutdown_blocking().unwrap();
     assert_eq!(seqs(&moved), (0..50).collect::<Vec<_>>());
     assert_eq!(
@@ -89,11 +64,7 @@ fn an_active_file_that_is_a_device_link_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let path = common::log_path(tmp.path());
     std::os::unix::fs::symlink("/dev/full", &path).unwrap();
-    let error = LogSink::builder()
-        .directory(tmp.path())
-        .file_name(common::FILE_NAME)
-        .build()
-        .unwrap_err();
+    let error = common::builder(tmp.path()).build().unwrap_err();
     assert!(matches!(error, logsink::Error::Open { .. }), "{error:?}");
     assert!(error.to_string().contains("not a regular file"), "{error}");
     assert!(std::fs::symlink_metadata(&path)
@@ -101,17 +72,18 @@ fn an_active_file_that_is_a_device_link_is_refused() {
         .file_type()
         .is_symlink());
     std::fs::remove_file(&path).unwrap();
-    let (layer, guard) = sink(tmp.path());
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    log(&dispatch, 0..300);
+    let (layer, guard) = common::sink(tmp.path());
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 0..300);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!((stats.events_written, stats.events_dropped), (300, 0));
     assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
     assert_eq!(seqs(&path), (0..300).collect::<Vec<_>>());
 }
 
-const FSIZE_CHILD: &str = "LOGSINK_FSIZE_CHILD";
+#[cfg(target_os = "linux")]
 const FSIZE_LIMIT: u64 = 64 * 1024;
+#[cfg(target_os = "linux")]
 const FSIZE_EVENTS: u64 = 5_000;
 
 /// A file-size limit (`RLIMIT_FSIZE`, in a child process so that it binds nothing else):
@@ -121,18 +93,15 @@ const FSIZE_EVENTS: u64 = 5_000;
 #[cfg(target_os = "linux")]
 #[test]
 fn a_file_size_limit_is_reported_and_counted() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "fsize_child", "--nocapture", "--test-threads=1"])
-        .env(FSIZE_CHILD, tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    const TEST: &str = "a_file_size_limit_is_reported_and_counted";
+    if let Some(dir) = common::child::folder(TEST) {
+        return log_past_a_file_size_limit(&dir);
+    }
+    let run = common::child::ChildRun::new();
+    let mut child = run.spawn(TEST);
+    let status = run.wait(&mut child);
+    let stdout = run.output();
+    assert!(status.success(), "child failed: {stdout}");
     let report = stdout
         .lines()
         .find_map(|l| l.split("CHILD ").nth(1))
@@ -146,7 +115,7 @@ fn a_file_size_limit_is_reported_and_counted() {
     );
     assert!(dropped > 0 && written > 0);
     assert_eq!(written + dropped, FSIZE_EVENTS);
-    let path = common::log_path(tmp.path());
+    let path = common::log_path(&run.dir);
     assert!(std::fs::metadata(&path).unwrap().len() <= FSIZE_LIMIT);
     // The limit cut the last write short: every whole line is there, in order; what was cut
     // is not counted as written.
@@ -162,13 +131,10 @@ fn a_file_size_limit_is_reported_and_counted() {
     }
 }
 
-/// The child side of `a_file_size_limit_is_reported_and_counted` (does nothing otherwise).
+/// The child part of [`a_file_size_limit_is_reported_and_counted`]: sets the limit, logs
+/// [`FSIZE_EVENTS`] events, shuts down, and prints `CHILD <written> <dropped> <errno>`.
 #[cfg(target_os = "linux")]
-#[test]
-fn fsize_child() {
-    let Some(dir) = std::env::var_os(FSIZE_CHILD) else {
-        return;
-    };
+fn log_past_a_file_size_limit(dir: &Path) {
     // SAFETY: plain libc calls on this process with valid arguments: ignore SIGXFSZ (so that
     // exceeding the limit fails the write with EFBIG instead of killing the process), and set
     // the file-size limit.
@@ -180,10 +146,10 @@ fn fsize_child() {
         };
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
-    let (layer, guard) = sink(Path::new(&dir));
+    let (layer, guard) = common::sink(dir);
     let stats = guard.stats_handle();
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-    log(&dispatch, 0..FSIZE_EVENTS);
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 0..FSIZE_EVENTS);
     let error = guard.shutdown_blocking().unwrap_err();
     let errno = error.io_error().and_then(|e| e.raw_os_error()).unwrap_or(0);
     let stats = stats.get();

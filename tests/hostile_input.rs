@@ -10,12 +10,12 @@
 
 mod common;
 
-use common::SharedBuf;
+use common::{Raw, SharedBuf};
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 use tracing::callsite::{Callsite, Identifier};
@@ -28,15 +28,6 @@ use tracing_subscriber::layer::SubscriberExt;
 // ---------------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------------
-
-fn build_sink(dir: &std::path::Path) -> (logsink::SinkLayer, logsink::SinkGuard) {
-    logsink::LogSink::builder()
-        .directory(dir)
-        .file_name(common::FILE_NAME)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .expect("building the sink")
-}
 
 /// What a run left: every line of the file, raw and parsed, and the sink's final stats.
 struct Run {
@@ -72,7 +63,7 @@ impl Run {
 fn run(emit: impl FnOnce() + Send + 'static) -> Run {
     common::run_or_fail_on_hang("a hostile-input run", move || {
         let tmp = tempfile::tempdir().unwrap();
-        let (layer, guard) = build_sink(tmp.path());
+        let (layer, guard) = common::sink(tmp.path());
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, emit);
         let stats = guard.shutdown_blocking().expect("shutting the sink down");
@@ -101,7 +92,7 @@ fn read_back(dir: &std::path::Path, stats: logsink::Stats) -> Run {
 fn run_with_oracle(emit: impl FnOnce() + Send + 'static) -> Run {
     common::run_or_fail_on_hang("a hostile-input run with the reference layer", move || {
         let tmp = tempfile::tempdir().unwrap();
-        let (layer, guard) = build_sink(tmp.path());
+        let (layer, guard) = common::sink(tmp.path());
         let oracle = SharedBuf::default();
         let dispatch = Dispatch::new(
             tracing_subscriber::registry().with(layer).with(
@@ -268,21 +259,6 @@ fn assert_same_text(what: &str, got: &str, want: &str) {
             around(got),
             around(want)
         );
-    }
-}
-
-/// Writes its text through `Formatter::write_str`, without `Debug`'s quoting and escaping.
-struct Raw<'a>(&'a str);
-
-impl fmt::Debug for Raw<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl fmt::Display for Raw<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
     }
 }
 

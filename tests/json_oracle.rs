@@ -15,7 +15,6 @@ use options::Opts;
 use std::fmt;
 use std::io;
 use std::path::Path;
-use std::time::Duration;
 
 use logsink::UtcOffset;
 use serde_json::Value;
@@ -34,15 +33,6 @@ enum Setup {
     Filtered(LevelFilter),
     /// Two of our sinks and the reference on one registry; both files must match.
     TwoSinks,
-}
-
-fn build_sink(dir: &Path) -> (logsink::SinkLayer, logsink::SinkGuard) {
-    logsink::LogSink::builder()
-        .directory(dir.to_path_buf())
-        .file_name(common::FILE_NAME)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .expect("building the sink")
 }
 
 /// Runs `emit` with a registry that has both our layer and the reference JSON layer, shuts the
@@ -75,7 +65,7 @@ struct Run {
 /// the sink(s) down.
 fn run_both(setup: Setup, emit: impl FnOnce()) -> Run {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let (layer, guard) = build_sink(dirs[0].path());
+    let (layer, guard) = common::sink(dirs[0].path());
     let oracle_buf = SharedBuf::default();
     // The reference layer's type depends on the subscriber under it: built in each arm.
     macro_rules! oracle {
@@ -94,7 +84,7 @@ fn run_both(setup: Setup, emit: impl FnOnce()) -> Run {
                 .with(oracle!().with_filter(filter)),
         ),
         Setup::TwoSinks => {
-            let (second, second_guard) = build_sink(dirs[1].path());
+            let (second, second_guard) = common::sink(dirs[1].path());
             guards.push(second_guard);
             Dispatch::new(
                 tracing_subscriber::registry()
@@ -902,11 +892,10 @@ fn assert_options_match_oracle(opts: &[Opts], expected: usize, emit: impl FnOnce
     let mut sinks = Vec::new();
     for o in opts {
         let dir = tempfile::tempdir().unwrap();
-        let builder = logsink::LogSink::builder()
-            .directory(dir.path())
-            .file_name(common::FILE_NAME)
-            .flush_interval(Duration::from_secs(3600));
-        let (layer, guard) = o.apply(builder).build().expect("building the sink");
+        let (layer, guard) = o
+            .apply(common::builder(dir.path()))
+            .build()
+            .expect("building the sink");
         let reference = SharedBuf::default();
         layers.push(Box::new(layer));
         layers.push(o.fmt_json(reference.clone()));

@@ -2,15 +2,15 @@
 //! a plain `io::Write`: every record read back from every file (rotated `.gz` ones
 //! decompressed), each exactly once and whole, drops counted, late records counted.
 
-#[path = "common/rotation_util.rs"]
-mod rotation_util;
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::rotation_util;
 use logsink::{Compression, LogSink, Overflow, SinkWriter};
 use rotation_util::{Gunzip, ACTIVE, BASE};
 use serde_json::Value;
@@ -21,9 +21,6 @@ use tracing_subscriber::prelude::*;
 
 const THREADS: u64 = 4;
 
-/// A deadline that turns a hang into a failure.
-const HANG_GUARD: Duration = Duration::from_secs(60);
-
 /// Files read back: `(name, decompressed content)`.
 type Files = Vec<(String, Vec<u8>)>;
 
@@ -32,14 +29,7 @@ type Files = Vec<(String, Vec<u8>)>;
 fn files_in_order(dir: &Path, gzip: bool) -> Files {
     let suffix = if gzip { ".log.gz" } else { ".log" };
     let mut names = rotation_util::rotated(dir, suffix);
-    let mut expected = names.clone();
-    expected.push(ACTIVE.to_owned());
-    expected.sort();
-    assert_eq!(
-        rotation_util::list(dir),
-        expected,
-        "only rotated {suffix} files and the active file"
-    );
+    rotation_util::assert_folder(dir, &names, &[]);
     names.push(ACTIVE.to_owned());
     names
         .into_iter()
@@ -121,14 +111,14 @@ fn json_from_fmt_rotates_and_compresses_whole_records() {
     let mut next = [0u64; THREADS as usize];
     for (name, bytes) in &files {
         assert!(bytes.len() as u64 <= MAX, "{name} is over the size limit");
-        for (i, line) in rotation_util::json_lines(bytes, name).iter().enumerate() {
+        for (i, line) in common::json_lines(bytes, name).iter().enumerate() {
             // fmt's own line, as it is: its keys and its timestamp, nothing added.
             assert_eq!(line["level"], "INFO", "{name} line {}: {line}", i + 1);
             assert_eq!(line["fields"]["message"], "event");
             assert_eq!(line["span"]["name"], "worker");
             assert!(line["timestamp"].is_string());
-            let thread = rotation_util::field_u64(line, "thread");
-            let seq = rotation_util::field_u64(line, "seq");
+            let thread = common::field_u64(line, "thread");
+            let seq = common::field_u64(line, "seq");
             *seen.entry((thread, seq)).or_default() += 1;
             // One thread's events stay in order across files.
             assert_eq!(seq, next[thread as usize], "{name}: thread {thread}");
@@ -304,13 +294,15 @@ fn drop_newest_counts_every_record_it_drops() {
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(fmt));
     // Emit in rounds until the queue has refused some (it does within the first few rounds;
     // the bound only turns a writer that always keeps up into a failure, not a hang).
-    let start = Instant::now();
     let mut rounds = 0;
-    while stats.get().events_dropped == 0 {
-        assert!(start.elapsed() < HANG_GUARD, "no record was ever dropped");
+    common::wait_for("a record dropped by the full queue", || {
+        if stats.get().events_dropped > 0 {
+            return Some(());
+        }
         log_from_threads(&dispatch, 1_000);
         rounds += 1;
-    }
+        None
+    });
     drop(dispatch);
     let stats = guard.shutdown_blocking().unwrap();
     let emitted = rounds * THREADS * 1_000;
@@ -322,7 +314,7 @@ fn drop_newest_counts_every_record_it_drops() {
     );
 
     let bytes = std::fs::read(tmp.path().join(ACTIVE)).unwrap();
-    let lines = rotation_util::json_lines(&bytes, ACTIVE);
+    let lines = common::json_lines(&bytes, ACTIVE);
     let (reports, events): (Vec<&Value>, Vec<&Value>) =
         lines.iter().partition(|l| l["target"] == "logsink");
     assert_eq!(events.len() as u64, stats.events_written);
@@ -331,7 +323,7 @@ fn drop_newest_counts_every_record_it_drops() {
         .map(|r| {
             assert_eq!(r["level"], "WARN");
             assert_eq!(r["fields"]["message"], "dropped events");
-            rotation_util::field_u64(r, "dropped")
+            common::field_u64(r, "dropped")
         })
         .sum();
     assert_eq!(reported, stats.events_dropped, "every drop is reported");
@@ -418,7 +410,7 @@ fn plain_writes_become_one_record_per_line() {
     let files = files_in_order(tmp.path(), true);
     let mut lines = Vec::new();
     for (name, bytes) in &files {
-        let file_lines = rotation_util::split_lines(bytes, name);
+        let file_lines = common::split_lines(bytes, name);
         if file_lines.contains(&long) {
             assert_eq!(file_lines, [long.as_str()], "{name}: the long line alone");
         }
@@ -495,10 +487,7 @@ async fn combinators_and_async_shutdown() {
     let stats = guard.shutdown().await.unwrap();
     assert_eq!(stats.events_written, 2);
     let bytes = std::fs::read(tmp.path().join(ACTIVE)).unwrap();
-    let lines = rotation_util::json_lines(&bytes, ACTIVE);
-    let ns: Vec<u64> = lines
-        .iter()
-        .map(|l| rotation_util::field_u64(l, "n"))
-        .collect();
+    let lines = common::json_lines(&bytes, ACTIVE);
+    let ns: Vec<u64> = lines.iter().map(|l| common::field_u64(l, "n")).collect();
     assert_eq!(ns, [1, 3]);
 }

@@ -2,20 +2,19 @@
 //! global default subscriber, as a program installs it (tracing's fast path: no scoped
 //! dispatcher anywhere), and with an event emitted from inside the sink's own lookup.
 //!
-//! A process has one global subscriber, so each case runs in a child process: the test binary
-//! runs itself with [`CASE_ENV`] naming the case, and only the child test of that name does
-//! anything (in a normal run the child tests return at once). The child checks its own file
-//! and the parent checks that it succeeded within a deadline (a deadlock fails, not hangs).
+//! A process has one global subscriber, so each test runs in a child process: it starts the
+//! test binary again as a child that runs only this test, which then takes its child part
+//! (see `common::child`). The child checks its own file and the parent checks that it
+//! succeeded within a deadline (a deadlock fails, not hangs).
 #![cfg(feature = "opentelemetry")]
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::child::{self, ChildRun};
 use logsink::{LogSink, SinkGuard};
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
@@ -27,56 +26,21 @@ use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::prelude::*;
 
-/// Set only in a child: which case it runs.
-const CASE_ENV: &str = "LOGSINK_OTEL_GLOBAL_CASE";
-
-/// How long a child may take before the parent fails it.
-const CHILD_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Runs the child test `test` in a child process and fails with its output unless it succeeds.
-fn run_child(test: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CASE_ENV, test)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = read(Box::new(child.stdout.take().unwrap()));
-    let stderr = read(Box::new(child.stderr.take().unwrap()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > CHILD_DEADLINE {
-            // Stuck (a deadlock): end it, then fail.
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{test}: the child did not finish within {CHILD_DEADLINE:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+/// Runs `test` again in a child process, which takes the child part `part` on its folder, and
+/// fails with the child's output unless it succeeds within the deadline.
+fn in_a_child(test: &str, part: fn(&Path)) {
+    if let Some(dir) = child::folder(test) {
+        return part(&dir);
+    }
+    let run = ChildRun::new();
+    let mut child = run.spawn(test);
+    let status = run.wait(&mut child);
+    let output = run.output();
     assert!(
         status.success(),
-        "{test}: the child failed ({status}):\n{stdout}\n{stderr}"
+        "{test}: the child failed ({status}):\n{output}"
     );
-    assert!(stdout.contains("1 passed"), "{test}: the child ran no test");
-}
-
-/// Whether this process is the child for `test`.
-fn is_child(test: &str) -> bool {
-    std::env::var(CASE_ENV).as_deref() == Ok(test)
+    assert!(output.contains("1 passed"), "{test}: the child ran no test");
 }
 
 /// The ids of `span`'s OpenTelemetry context as the line must carry them.
@@ -126,19 +90,16 @@ fn messages_and_ids(dir: &Path) -> Vec<(String, Option<(String, String)>)> {
         .collect()
 }
 
+/// Spans at the root, nested, with a remote parent and on another thread: each event carries
+/// its span's ids, and the event outside any span none.
 #[test]
 fn global_subscriber() {
-    run_child("child_global_subscriber");
+    in_a_child("global_subscriber", global_subscriber_in_the_child);
 }
 
-#[test]
-fn child_global_subscriber() {
-    if !is_child("child_global_subscriber") {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+fn global_subscriber_in_the_child(dir: &Path) {
     let provider = SdkTracerProvider::builder().build();
-    let guard = install(tmp.path(), &provider, true);
+    let guard = install(dir, &provider, true);
 
     tracing::info!("outside");
     let (root, child) = tracing::info_span!("root").in_scope(|| {
@@ -178,7 +139,7 @@ fn child_global_subscriber() {
     assert_eq!(child.0, root.0);
     assert_eq!(remote_child.0, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(
-        messages_and_ids(tmp.path()),
+        messages_and_ids(dir),
         [
             ("outside".to_owned(), None),
             ("in root".to_owned(), Some(root)),
@@ -214,19 +175,17 @@ impl SpanProcessor for LogOnStart {
 /// gets no ids (looking them up would wait for that lock forever), the next one does.
 #[test]
 fn event_during_the_lookup() {
-    run_child("child_event_during_the_lookup");
+    in_a_child(
+        "event_during_the_lookup",
+        event_during_the_lookup_in_the_child,
+    );
 }
 
-#[test]
-fn child_event_during_the_lookup() {
-    if !is_child("child_event_during_the_lookup") {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
+fn event_during_the_lookup_in_the_child(dir: &Path) {
     let provider = SdkTracerProvider::builder()
         .with_span_processor(LogOnStart)
         .build();
-    let guard = install(tmp.path(), &provider, false);
+    let guard = install(dir, &provider, false);
 
     let span = tracing::info_span!("request");
     span.in_scope(|| {
@@ -238,7 +197,7 @@ fn child_event_during_the_lookup() {
     guard.shutdown_blocking().unwrap();
     provider.shutdown().unwrap();
     assert_eq!(
-        messages_and_ids(tmp.path()),
+        messages_and_ids(dir),
         [
             ("span started".to_owned(), None),
             ("first".to_owned(), Some(ids.clone())),

@@ -8,27 +8,23 @@
 //! `gzip -dc`), parses every line as JSON and counts every event.
 
 mod common;
-#[path = "common/rotation_util.rs"]
-mod rotation_util;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use logsink::{Builder, Compression, Error, LogSink, Period, SinkGuard, Stats};
+use common::child::{self, ChildRun, KillOnDrop};
+use common::rotation_util;
+use logsink::{Builder, Compression, Error, Period, SinkGuard, Stats};
 use rotation_util::{Gunzip, ACTIVE, BASE};
 use serde_json::Value;
 use tracing::{info, Dispatch};
-
-/// A flush interval that never fires during a test: only rotations, a full buffer, a flush or
-/// shutdown put lines in the files.
-const HOUR: Duration = Duration::from_secs(3600);
 
 /// The lock file of the sink called [`BASE`].
 const LOCK: &str = ".app.lock";
@@ -37,28 +33,12 @@ const LOCK: &str = ".app.lock";
 /// A sink whose shutdown compresses every waiting file however long a loaded debug build
 /// takes (the tests read every rotated file back as `.gz`).
 fn builder(dir: &Path) -> Builder {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(BASE)
-        .flush_interval(HOUR)
-        .shutdown_timeout(Duration::from_secs(600))
+    common::builder(dir).shutdown_timeout(Duration::from_secs(600))
 }
 
 fn start(builder: Builder) -> (Dispatch, SinkGuard) {
     let (layer, guard) = builder.build().expect("building the sink");
-    (rotation_util::dispatch(layer), guard)
-}
-
-/// Logs one event `{seq}` for each of `seqs`.
-fn log_seqs(dispatch: &Dispatch, seqs: Range<u64>) {
-    tracing::dispatcher::with_default(dispatch, || emit(seqs));
-}
-
-/// Logs one event `{seq}` for each of `seqs` to the current default subscriber.
-fn emit(seqs: Range<u64>) {
-    for seq in seqs {
-        info!(seq, "owned");
-    }
+    (common::dispatch(layer), guard)
 }
 
 /// Shuts the sink down and checks that it wrote `events` events and had no failure.
@@ -163,53 +143,9 @@ fn events_of(dir: &Path, names: &[String]) -> Vec<Value> {
         .iter()
         .flat_map(|name| {
             let bytes = rotation_util::content(&dir.join(name), Gunzip::System);
-            rotation_util::json_lines(&bytes, name)
+            common::json_lines(&bytes, name)
         })
         .collect()
-}
-
-fn seqs_of(lines: &[Value]) -> Vec<u64> {
-    lines
-        .iter()
-        .map(|l| rotation_util::field_u64(l, "seq"))
-        .collect()
-}
-
-/// Asserts that `seqs` is exactly `expected`, in order, saying what is missing, repeated or
-/// out of place otherwise.
-fn assert_seqs(seqs: &[u64], expected: Range<u64>, what: &str) {
-    let want: Vec<u64> = expected.clone().collect();
-    if seqs == want.as_slice() {
-        return;
-    }
-    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
-    for &s in seqs {
-        *counts.entry(s).or_default() += 1;
-    }
-    let missing: Vec<u64> = expected.filter(|s| !counts.contains_key(s)).collect();
-    let repeated: Vec<u64> = counts
-        .iter()
-        .filter(|(_, &n)| n > 1)
-        .map(|(&s, _)| s)
-        .collect();
-    let foreign: Vec<u64> = counts
-        .keys()
-        .filter(|s| !want.contains(s))
-        .copied()
-        .collect();
-    let first_out_of_place = seqs.iter().zip(&want).position(|(a, b)| a != b);
-    panic!(
-        "{what}: {} events on disk, expected {} (seq {}..{}); {} missing (first: {:?}), \
-         repeated: {:?}, unexpected: {:?}, first out of place at index {first_out_of_place:?}",
-        seqs.len(),
-        want.len(),
-        want.first().copied().unwrap_or(0),
-        want.last().map_or(0, |l| l + 1),
-        missing.len(),
-        &missing[..missing.len().min(20)],
-        &repeated[..repeated.len().min(20)],
-        &foreign[..foreign.len().min(20)],
-    );
 }
 
 /// What a folder holds, read without following symlinks: names to contents.
@@ -330,6 +266,7 @@ fn a_second_sink_on_the_same_folder_and_name_is_refused_and_changes_nothing() {
         Some(long_ago()),
     );
     write_file(&dir, "notes.txt", b"someone else's\n", None);
+    #[cfg(unix)]
     let alias = tmp.path().join("alias");
     #[cfg(unix)]
     std::os::unix::fs::symlink(&dir, &alias).unwrap();
@@ -375,7 +312,7 @@ fn a_second_sink_on_the_same_folder_and_name_is_refused_and_changes_nothing() {
     // While the first sink rotates and compresses, further attempts are refused too (a sink
     // let through here would delete files with keep_files(1), and events would be missing).
     for chunk in 0..3 {
-        log_seqs(&dispatch, 30 + chunk * N / 3..30 + (chunk + 1) * N / 3);
+        common::log_seqs(&dispatch, 30 + chunk * N / 3..30 + (chunk + 1) * N / 3);
         guard.flush_blocking().unwrap();
         assert_refused_here(
             builder(&dir).keep_files(1).max_file_size(100),
@@ -405,8 +342,8 @@ fn a_second_sink_on_the_same_folder_and_name_is_refused_and_changes_nothing() {
     expected_names.extend(["notes.txt".to_owned(), LOCK.to_owned()]);
     expected_names.sort();
     assert_eq!(list_all(&dir), expected_names);
-    assert_seqs(
-        &seqs_of(&events_of(&dir, &files)),
+    common::assert_seqs(
+        &common::seqs(&events_of(&dir, &files)),
         0..30 + N,
         "the earlier run's and this run's events, in name order",
     );
@@ -468,10 +405,7 @@ fn of_sinks_built_at_once_on_one_folder_exactly_one_wins() {
             &refusals[refusals.len() + winners.len() + 1 - THREADS..]
         );
         let (layer, guard) = winners.pop().unwrap();
-        log_seqs(
-            &rotation_util::dispatch(layer),
-            round * 10..(round + 1) * 10,
-        );
+        common::log_seqs(&common::dispatch(layer), round * 10..(round + 1) * 10);
         shut_down(guard, 10);
     }
     let this = Some(std::process::id());
@@ -487,8 +421,8 @@ fn of_sinks_built_at_once_on_one_folder_exactly_one_wins() {
         refusals.len()
     );
     assert_eq!(list_all(&dir), [LOCK, ACTIVE]);
-    assert_seqs(
-        &seqs_of(&events_of(&dir, &sink_files(&dir, BASE))),
+    common::assert_seqs(
+        &common::seqs(&events_of(&dir, &sink_files(&dir, BASE))),
         0..ROUNDS * 10,
         "the winners' events",
     );
@@ -514,7 +448,7 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
 
     // 1. shutdown_blocking.
     let (dispatch, guard) = start(sink());
-    log_seqs(&dispatch, 0..100);
+    common::log_seqs(&dispatch, 0..100);
     assert_refused_here(sink(), &dir, "while the first sink runs");
     written += shut_down(guard, 100).events_written;
 
@@ -522,8 +456,8 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
     let (layer, guard) = sink()
         .build()
         .expect("a new sink right after shutdown_blocking");
-    let dispatch = rotation_util::dispatch(layer);
-    log_seqs(&dispatch, 100..200);
+    let dispatch = common::dispatch(layer);
+    common::log_seqs(&dispatch, 100..200);
     assert_refused_here(sink(), &dir, "while the second sink runs");
     let stats = guard.stats_handle();
     drop(guard);
@@ -535,9 +469,9 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
     let (layer, guard) = sink()
         .build()
         .expect("a new sink right after the guard was dropped");
-    let dispatch = rotation_util::dispatch(layer);
+    let dispatch = common::dispatch(layer);
     let stats = runtime.block_on(async {
-        log_seqs(&dispatch, 200..300);
+        common::log_seqs(&dispatch, 200..300);
         assert_refused_here(sink(), &dir, "while the third sink runs");
         guard.shutdown().await.expect("shutdown().await")
     });
@@ -549,9 +483,9 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
         .build_scoped()
         .expect("a new sink right after shutdown().await");
     let ((), stats) = scoped.run_blocking(|| {
-        emit(300..350);
+        common::emit_seqs(300..350);
         assert_refused_here(sink(), &dir, "inside run_blocking");
-        emit(350..400);
+        common::emit_seqs(350..400);
     });
     let stats = stats.expect("run_blocking's shutdown");
     assert_clean(&stats, 100);
@@ -562,10 +496,10 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
         .build_scoped()
         .expect("a new sink right after run_blocking");
     let ((), stats) = runtime.block_on(scoped.run(async {
-        emit(400..450);
+        common::emit_seqs(400..450);
         assert_refused_here(sink(), &dir, "inside run");
         tokio::task::yield_now().await;
-        emit(450..500);
+        common::emit_seqs(450..500);
     }));
     let stats = stats.expect("run's shutdown");
     assert_clean(&stats, 100);
@@ -573,43 +507,36 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
 
     // 6. And once more after run.
     let (layer, guard) = sink().build().expect("a new sink right after run");
-    log_seqs(&rotation_util::dispatch(layer), 500..600);
+    common::log_seqs(&common::dispatch(layer), 500..600);
     written += shut_down(guard, 100).events_written;
     assert_eq!(written, 600);
 
     let files = sink_files(&dir, BASE);
     assert!(files.len() > 6, "too few rotations: {files:?}");
-    assert_seqs(
-        &seqs_of(&events_of(&dir, &files)),
+    common::assert_seqs(
+        &common::seqs(&events_of(&dir, &files)),
         0..600,
         "six sinks' events, in name order",
     );
 }
 
-/// Set only in the child of [`the_folder_is_free_at_once_while_the_program_starts_processes`]:
-/// its log folder.
-const SPAWN_DIR_ENV: &str = "LOGSINK_OWNERSHIP_SPAWN_DIR";
-
 /// What that child prints on stdout when it got through every round.
+#[cfg(unix)]
 const SPAWN_DONE: &str = "logsink ownership spawning child: done";
 
 /// Rounds of [`the_folder_is_free_at_once_while_the_program_starts_processes`].
+#[cfg(unix)]
 const SPAWN_ROUNDS: u64 = 100;
 
-/// The child of [`the_folder_is_free_at_once_while_the_program_starts_processes`]; does
-/// nothing unless [`SPAWN_DIR_ENV`] is set (only that test sets it). While two threads run
+/// The child part of [`the_folder_is_free_at_once_while_the_program_starts_processes`], on
+/// the folder `dir`. While two threads run
 /// `true` without pause, it shuts a sink down and builds the next at once, [`SPAWN_ROUNDS`]
 /// times, each sink logging one event; it fails if any build is refused, and prints
 /// [`SPAWN_DONE`] if none is.
 #[cfg(unix)]
-#[test]
-fn child_restarts_sinks_while_starting_processes() {
+fn restart_sinks_while_starting_processes(dir: &Path) {
     use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
-    let Some(dir) = std::env::var_os(SPAWN_DIR_ENV) else {
-        return;
-    };
-    let dir = Path::new(&dir);
     let stop = AtomicBool::new(false);
     let (refused, spawned) = thread::scope(|s| {
         let spawners: Vec<_> = (0..2)
@@ -628,28 +555,20 @@ fn child_restarts_sinks_while_starting_processes() {
         let mut refused = Vec::new();
         let (mut dispatch, mut guard) = start(builder(dir));
         for round in 0..SPAWN_ROUNDS {
-            log_seqs(&dispatch, round..round + 1);
+            common::log_seqs(&dispatch, round..round + 1);
             shut_down(guard, 1);
             if round + 1 == SPAWN_ROUNDS {
                 break;
             }
             (dispatch, guard) = match builder(dir).build() {
-                Ok((layer, guard)) => (rotation_util::dispatch(layer), guard),
+                Ok((layer, guard)) => (common::dispatch(layer), guard),
                 Err(e) => {
                     refused.push(format!("round {round}: {e}"));
                     // The rounds go on, so that the report says how often it happens: wait
                     // for the lock (with a deadline, so that a lock never freed fails).
-                    let deadline = std::time::Instant::now() + common::HANG_GUARD;
-                    loop {
-                        if let Ok((layer, guard)) = builder(dir).build() {
-                            break (rotation_util::dispatch(layer), guard);
-                        }
-                        assert!(
-                            std::time::Instant::now() < deadline,
-                            "the lock was never freed"
-                        );
-                        thread::yield_now();
-                    }
+                    let (layer, guard) =
+                        common::wait_for("the lock to be freed", || builder(dir).build().ok());
+                    (common::dispatch(layer), guard)
                 }
             };
         }
@@ -675,42 +594,32 @@ fn child_restarts_sinks_while_starting_processes() {
 /// at shutdown, without unlocking it, stays held for a while by a process started meanwhile,
 /// and the next sink is refused ("locked by this process").
 ///
-/// Run in a child process of its own (the test binary again, with [`SPAWN_DIR_ENV`] set), so
+/// Run in a child process of its own (the test binary again, running only this test), so
 /// that its stream of processes cannot hold the locks of the other tests running beside it:
-/// see [`child_restarts_sinks_while_starting_processes`]. The child must end successfully
-/// and say it got through all 100 rounds; its 100 events are then all in the file, in order.
+/// see [`restart_sinks_while_starting_processes`]. The child must end successfully and say
+/// it got through all 100 rounds; its 100 events are then all in the file, in order.
 #[cfg(unix)]
 #[test]
 fn the_folder_is_free_at_once_while_the_program_starts_processes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("logs");
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command
-        .args([
-            "child_restarts_sinks_while_starting_processes",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(SPAWN_DIR_ENV, &dir)
-        .stdin(Stdio::null());
-    let output = common::run_or_fail_on_hang("the spawning child", move || {
-        command.output().expect("running the child")
-    });
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let said: Vec<&str> = stderr
+    const TEST: &str = "the_folder_is_free_at_once_while_the_program_starts_processes";
+    if let Some(dir) = child::folder(TEST) {
+        return restart_sinks_while_starting_processes(&dir);
+    }
+    let run = ChildRun::new();
+    let dir = &run.dir;
+    let mut child = run.spawn(TEST);
+    let status = run.wait(&mut child);
+    let output = run.output();
+    let said: Vec<&str> = output
         .lines()
         .filter(|l| l.contains("panicked") || l.contains("refused"))
         .collect();
     assert!(
-        output.status.success() && stdout.contains(SPAWN_DONE),
-        "the child failed ({}): {said:#?}",
-        output.status
+        status.success() && output.contains(SPAWN_DONE),
+        "the child failed ({status}): {said:#?}"
     );
-    assert_seqs(
-        &seqs_of(&events_of(&dir, &sink_files(&dir, BASE))),
+    common::assert_seqs(
+        &common::seqs(&events_of(dir, &sink_files(dir, BASE))),
         0..SPAWN_ROUNDS,
         "one event of each sink",
     );
@@ -719,29 +628,18 @@ fn the_folder_is_free_at_once_while_the_program_starts_processes() {
 // ---------------------------------------------------------------------------------------------
 // One sink per folder and name, across processes.
 
-/// Set only in the child process: the folder it holds.
-const CHILD_DIR_ENV: &str = "LOGSINK_OWNERSHIP_CHILD_DIR";
-
 /// What the child prints on stdout once it holds the folder (followed by ` pid=<its pid>`).
 const READY: &str = "logsink ownership child: ready";
-
-/// The child's test function, which the parent runs with `--exact`.
-const CHILD_TEST: &str = "child_holds_the_folder_until_killed";
 
 /// Events the child logs (and flushes) before it says it is ready.
 const CHILD_EVENTS: u64 = 25;
 
-/// The child of [`a_sink_in_another_process_holds_the_folder_until_it_is_killed`]; does
-/// nothing unless [`CHILD_DIR_ENV`] is set (only the parent sets it). Builds a sink on that
-/// folder, logs [`CHILD_EVENTS`] events and flushes them, prints [`READY`] with its pid, and
-/// then waits on stdin (for ever: the parent kills it).
-#[test]
-fn child_holds_the_folder_until_killed() {
-    let Some(dir) = std::env::var_os(CHILD_DIR_ENV) else {
-        return;
-    };
-    let (dispatch, guard) = start(builder(Path::new(&dir)));
-    log_seqs(&dispatch, 0..CHILD_EVENTS);
+/// The child part of [`a_sink_in_another_process_holds_the_folder_until_it_is_killed`]:
+/// builds a sink on `dir`, logs [`CHILD_EVENTS`] events and flushes them, prints [`READY`]
+/// with its pid, and then waits on stdin (for ever: the parent kills it).
+fn hold_the_folder_until_killed(dir: &Path) {
+    let (dispatch, guard) = start(builder(dir));
+    common::log_seqs(&dispatch, 0..CHILD_EVENTS);
     guard.flush_blocking().expect("child: flush");
     let mut out = std::io::stdout().lock();
     writeln!(out, "{READY} pid={}", std::process::id()).unwrap();
@@ -750,16 +648,6 @@ fn child_holds_the_folder_until_killed() {
     let mut line = String::new();
     let _ = std::io::stdin().lock().read_line(&mut line);
     drop(guard);
-}
-
-/// Kills the child on drop, so that a failing parent never leaves it running.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A sink in another process holds the folder: the test binary runs itself as a child that
@@ -774,24 +662,23 @@ impl Drop for KillOnDrop {
 /// although the child is still alive.
 #[test]
 fn a_sink_in_another_process_holds_the_folder_until_it_is_killed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("logs");
-    let other_dir = tmp.path().join("other");
-    let stderr_path = tmp.path().join("child-stderr.txt");
-    let child_output =
-        || String::from_utf8_lossy(&fs::read(&stderr_path).unwrap_or_default()).into_owned();
+    const TEST: &str = "a_sink_in_another_process_holds_the_folder_until_it_is_killed";
+    if let Some(dir) = child::folder(TEST) {
+        return hold_the_folder_until_killed(&dir);
+    }
+    let run = ChildRun::new();
+    let dir = run.dir.clone();
+    let other_dir = run.tmp.path().join("other");
+    let child_output = || run.output();
 
     // Held while the child is started (the lock's file must not leak into it).
     let (other_dispatch, other_guard) = start(builder(&other_dir));
-    log_seqs(&other_dispatch, 0..5);
+    common::log_seqs(&other_dispatch, 0..5);
 
-    let exe = std::env::current_exe().expect("current_exe");
-    let child = Command::new(exe)
-        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CHILD_DIR_ENV, &dir)
+    let child = run
+        .command(TEST)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(fs::File::create(&stderr_path).unwrap())
         .spawn()
         .expect("starting the child");
     let mut child = KillOnDrop(child);
@@ -858,13 +745,13 @@ fn a_sink_in_another_process_holds_the_folder_until_it_is_killed() {
         child_output()
     );
     let (other_dispatch, other_guard) = match builder(&other_dir).build() {
-        Ok((layer, guard)) => (rotation_util::dispatch(layer), guard),
+        Ok((layer, guard)) => (common::dispatch(layer), guard),
         Err(e) => panic!("the lock of a sink that has shut down is held by the child: {e}"),
     };
-    log_seqs(&other_dispatch, 5..10);
+    common::log_seqs(&other_dispatch, 5..10);
     shut_down(other_guard, 5);
-    assert_seqs(
-        &seqs_of(&events_of(&other_dir, &sink_files(&other_dir, BASE))),
+    common::assert_seqs(
+        &common::seqs(&events_of(&other_dir, &sink_files(&other_dir, BASE))),
         0..10,
         "the other folder",
     );
@@ -885,15 +772,15 @@ fn a_sink_in_another_process_holds_the_folder_until_it_is_killed() {
     assert!(!status.success());
 
     let (dispatch, guard) = match builder(&dir).build() {
-        Ok((layer, guard)) => (rotation_util::dispatch(layer), guard),
+        Ok((layer, guard)) => (common::dispatch(layer), guard),
         Err(e) => panic!("build right after the holder was killed: {e}"),
     };
-    log_seqs(&dispatch, CHILD_EVENTS..2 * CHILD_EVENTS);
+    common::log_seqs(&dispatch, CHILD_EVENTS..2 * CHILD_EVENTS);
     shut_down(guard, CHILD_EVENTS);
     let files = sink_files(&dir, BASE);
     assert_eq!(files, [ACTIVE], "no rotation was asked for");
-    assert_seqs(
-        &seqs_of(&events_of(&dir, &files)),
+    common::assert_seqs(
+        &common::seqs(&events_of(&dir, &files)),
         0..2 * CHILD_EVENTS,
         "the child's events, then the new sink's",
     );
@@ -938,23 +825,23 @@ fn assert_own_tail(dir: &Path, base: &str, end: u64) {
     let mut lines = Vec::new();
     for name in &files {
         let bytes = rotation_util::content(&dir.join(name), Gunzip::System);
-        let file_lines = rotation_util::json_lines(&bytes, name);
+        let file_lines = common::json_lines(&bytes, name);
         assert!(
             !file_lines.is_empty() || name.ends_with(".log"),
             "{name} is empty"
         );
         for line in &file_lines {
             assert_eq!(
-                rotation_util::field_str(line, "sink"),
+                common::field_str(line, "sink"),
                 base,
                 "{name} holds another sink's event: {line}"
             );
         }
         lines.extend(file_lines);
     }
-    let seqs = seqs_of(&lines);
+    let seqs = common::seqs(&lines);
     let first = seqs.first().copied().unwrap_or(end);
-    assert_seqs(&seqs, first..end, &format!("{base}: the newest events"));
+    common::assert_seqs(&seqs, first..end, &format!("{base}: the newest events"));
 }
 
 /// `app` and `app.x` share a folder (every name of `app.x`'s starts with `app.`).
@@ -1024,8 +911,8 @@ fn sinks_with_different_names_share_a_folder() {
         x_files,
         [format!("{x0}.gz"), format!("{x1}.gz"), format!("{X}.log")]
     );
-    assert_seqs(
-        &seqs_of(&events_of(&dir, &x_files)),
+    common::assert_seqs(
+        &common::seqs(&events_of(&dir, &x_files)),
         0..20,
         "app.x's recovered files",
     );
@@ -1104,7 +991,7 @@ fn recovery_never_takes_a_file_the_writer_hands_over() {
     let mut runs = Vec::new();
     for run in 0..RUNS {
         let (dispatch, guard) = start(builder(dir).max_file_size(1));
-        log_seqs(&dispatch, run * N..(run + 1) * N);
+        common::log_seqs(&dispatch, run * N..(run + 1) * N);
         runs.push(guard.shutdown_blocking().expect("shutdown"));
     }
     for (i, stats) in runs.iter().enumerate() {
@@ -1127,8 +1014,8 @@ fn recovery_never_takes_a_file_the_writer_hands_over() {
     assert!(files[..files.len() - 1]
         .iter()
         .all(|n| n.ends_with(".log.gz")));
-    assert_seqs(
-        &seqs_of(&events_of(dir, &files)),
+    common::assert_seqs(
+        &common::seqs(&events_of(dir, &files)),
         0..RUNS * N,
         "every event",
     );
@@ -1215,7 +1102,7 @@ fn names_taken_by_symlinks_and_other_files_are_skipped_never_followed() {
         let dir = dir.clone();
         move || start(builder(&dir).max_file_size(1))
     });
-    log_seqs(&dispatch, 10..40);
+    common::log_seqs(&dispatch, 10..40);
     let stats = common::run_or_fail_on_hang("shutdown", move || {
         guard.shutdown_blocking().expect("shutdown")
     });
@@ -1255,11 +1142,12 @@ fn names_taken_by_symlinks_and_other_files_are_skipped_never_followed() {
     files.push(ACTIVE.to_owned());
     assert_eq!(files, sink_files(&dir, BASE));
     let lines = events_of(&dir, &files);
-    assert_seqs(&seqs_of(&lines), 0..40, "every event, in name order");
+    common::assert_seqs(&common::seqs(&lines), 0..40, "every event, in name order");
 }
 
 /// The outcome of `build()` in a folder whose active file is something the sink did not make:
 /// it must be refused with `Error::Open` on the active file, saying "not a regular file".
+#[cfg(unix)]
 fn assert_active_refused(dir: &Path, what: &str) {
     let dir_owned = dir.to_path_buf();
     let result = common::run_or_fail_on_hang(what, move || builder(&dir_owned).build().map(|_| ()));
@@ -1332,13 +1220,17 @@ fn an_active_file_that_is_not_a_regular_file_is_refused() {
 
         fs::remove_file(dir.join(ACTIVE)).unwrap();
         let (dispatch, guard) = match builder(dir).build() {
-            Ok((layer, guard)) => (rotation_util::dispatch(layer), guard),
+            Ok((layer, guard)) => (common::dispatch(layer), guard),
             Err(e) => panic!("{what}: build after the refusal: {e}"),
         };
-        log_seqs(&dispatch, 0..10);
+        common::log_seqs(&dispatch, 0..10);
         shut_down(guard, 10);
         assert!(is_regular(&dir.join(ACTIVE)), "{what}");
-        assert_seqs(&seqs_of(&events_of(dir, &[ACTIVE.to_owned()])), 0..10, what);
+        common::assert_seqs(
+            &common::seqs(&events_of(dir, &[ACTIVE.to_owned()])),
+            0..10,
+            what,
+        );
     }
     assert_eq!(fs::read(&secret).unwrap(), secret_bytes);
 }
@@ -1423,7 +1315,7 @@ fn after_the_last_name_there_is_names_restart_from_the_clock_and_overwrite_nothi
     for run in 0..=RUNS {
         let (dispatch, guard) = start(builder(dir).max_file_size(2_000));
         if run < RUNS {
-            log_seqs(&dispatch, run * PER_RUN..(run + 1) * PER_RUN);
+            common::log_seqs(&dispatch, run * PER_RUN..(run + 1) * PER_RUN);
         }
         let stats = guard.shutdown_blocking().expect("shutdown");
         runs.push(stats);
@@ -1455,8 +1347,8 @@ fn after_the_last_name_there_is_names_restart_from_the_clock_and_overwrite_nothi
             "{name}: stamp {secs} is not a time of this test ({t0}..={t1})"
         );
     }
-    assert_seqs(
-        &seqs_of(&events_of(dir, &ours)),
+    common::assert_seqs(
+        &common::seqs(&events_of(dir, &ours)),
         0..RUNS * PER_RUN,
         &format!("three runs' events in name order ({})", errors.join("; ")),
     );
@@ -1478,8 +1370,8 @@ fn after_the_last_name_there_is_names_restart_from_the_clock_and_overwrite_nothi
         "rotated files left uncompressed: {:?}",
         rotation_util::rotated(dir, ".log")
     );
-    assert_seqs(
-        &seqs_of(&events_of(dir, &[END_OF_TIME.to_owned()])),
+    common::assert_seqs(
+        &common::seqs(&events_of(dir, &[END_OF_TIME.to_owned()])),
         10_000..10_010,
         "the planted file",
     );
@@ -1498,7 +1390,7 @@ fn retention_counts_the_last_name_there_is_as_the_newest() {
     write_file(dir, END_OF_TIME, &planted, None);
 
     let (dispatch, guard) = start(builder(dir).max_file_size(2_000).keep_files(3));
-    log_seqs(&dispatch, 0..N);
+    common::log_seqs(&dispatch, 0..N);
     let stats = shut_down(guard, N);
     assert!(stats.rotations >= 10, "{} rotations", stats.rotations);
     // Each rotated file was compressed, or deleted by retention before its turn (compression
@@ -1518,10 +1410,10 @@ fn retention_counts_the_last_name_there_is_as_the_newest() {
         files[..2].iter().all(|n| n.ends_with(".log.gz")),
         "{files:?}"
     );
-    let seqs = seqs_of(&events_of(dir, &files));
+    let seqs = common::seqs(&events_of(dir, &files));
     let first = seqs.first().copied().unwrap_or(N);
     assert!(first > 0, "nothing was deleted");
-    assert_seqs(&seqs, first..N, "the newest events");
+    common::assert_seqs(&seqs, first..N, "the newest events");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1557,7 +1449,7 @@ fn file_mode_is_the_mode_of_every_file() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
         let (dispatch, guard) = start(builder(dir).max_file_size(1_000).file_mode(wanted));
-        log_seqs(&dispatch, 0..500);
+        common::log_seqs(&dispatch, 0..500);
         let stats = shut_down(guard, 500);
         assert!(stats.rotations >= 50);
         assert_eq!(stats.files_compressed, stats.rotations);
@@ -1566,8 +1458,8 @@ fn file_mode_is_the_mode_of_every_file() {
         for (name, m) in &modes {
             assert_eq!(*m, wanted, "{name}: mode {m:o}, asked for {wanted:o}");
         }
-        assert_seqs(
-            &seqs_of(&events_of(dir, &sink_files(dir, BASE))),
+        common::assert_seqs(
+            &common::seqs(&events_of(dir, &sink_files(dir, BASE))),
             0..500,
             "events",
         );
@@ -1589,7 +1481,7 @@ fn the_active_files_mode_passes_to_every_file_after_it() {
     fs::set_permissions(dir.join(ACTIVE), fs::Permissions::from_mode(0o600)).unwrap();
 
     let (dispatch, guard) = start(builder(dir).max_file_size(1_000));
-    log_seqs(&dispatch, 10..200);
+    common::log_seqs(&dispatch, 10..200);
     guard.flush_blocking().unwrap();
     let rotated_before: Vec<(String, u32)> = rotation_util::list(dir)
         .iter()
@@ -1597,7 +1489,7 @@ fn the_active_files_mode_passes_to_every_file_after_it() {
         .collect();
     assert!(rotated_before.len() >= 10);
     fs::set_permissions(dir.join(ACTIVE), fs::Permissions::from_mode(0o604)).unwrap();
-    log_seqs(&dispatch, 200..400);
+    common::log_seqs(&dispatch, 200..400);
     let stats = shut_down(guard, 390);
     assert_eq!(stats.files_compressed, stats.rotations);
 
@@ -1612,8 +1504,8 @@ fn the_active_files_mode_passes_to_every_file_after_it() {
         assert_eq!(*m, wanted, "{name}: mode {m:o}, expected {wanted:o}");
     }
     assert!(after_chmod >= 10, "{modes:?}");
-    assert_seqs(
-        &seqs_of(&events_of(dir, &sink_files(dir, BASE))),
+    common::assert_seqs(
+        &common::seqs(&events_of(dir, &sink_files(dir, BASE))),
         0..400,
         "events",
     );
@@ -1639,7 +1531,7 @@ fn default_mode_is_0644_less_the_umask() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (dispatch, guard) = start(builder(dir).max_file_size(1_000));
-    log_seqs(&dispatch, 0..200);
+    common::log_seqs(&dispatch, 0..200);
     let stats = shut_down(guard, 200);
     assert!(stats.rotations >= 10);
     let modes = modes(dir);
@@ -1651,8 +1543,8 @@ fn default_mode_is_0644_less_the_umask() {
             "{name}: mode {m:o} with umask {umask:o}"
         );
     }
-    assert_seqs(
-        &seqs_of(&events_of(dir, &sink_files(dir, BASE))),
+    common::assert_seqs(
+        &common::seqs(&events_of(dir, &sink_files(dir, BASE))),
         0..200,
         "events",
     );
@@ -1687,7 +1579,7 @@ fn the_longest_file_name_works_and_one_byte_more_is_refused() {
         assert_eq!(longest, 220);
     }
     let too_long = "n".repeat(longest + 1);
-    match LogSink::builder()
+    match logsink::LogSink::builder()
         .directory(dir)
         .file_name(&too_long)
         .build()
@@ -1709,14 +1601,14 @@ fn the_longest_file_name_works_and_one_byte_more_is_refused() {
     );
 
     let base = "n".repeat(longest);
-    let (layer, guard) = LogSink::builder()
+    let (layer, guard) = logsink::LogSink::builder()
         .directory(dir)
         .file_name(&base)
-        .flush_interval(HOUR)
+        .flush_interval(common::HOUR)
         .max_file_size(600)
         .build()
         .expect("a file name of exactly the longest length");
-    log_seqs(&rotation_util::dispatch(layer), 0..100);
+    common::log_seqs(&common::dispatch(layer), 0..100);
     let stats = shut_down(guard, 100);
     assert!(stats.rotations >= 10, "{} rotations", stats.rotations);
     assert_eq!(stats.files_compressed, stats.rotations);
@@ -1726,7 +1618,7 @@ fn the_longest_file_name_works_and_one_byte_more_is_refused() {
         assert!(name.ends_with(".log.gz"), "{name}");
         assert_eq!(name.len(), max - ".tmp".len(), "{name}");
     }
-    assert_seqs(&seqs_of(&events_of(dir, &files)), 0..100, "events");
+    common::assert_seqs(&common::seqs(&events_of(dir, &files)), 0..100, "events");
 }
 
 /// Every file name too long for the folder is refused as too long, however long:
@@ -1741,7 +1633,11 @@ fn much_too_long_file_names_are_refused_as_too_long() {
     let longest = max - 35;
     for len in [longest + 1, max - 6, max - 5, max - 4, max, max + 1, 1_000] {
         let name = "n".repeat(len);
-        match LogSink::builder().directory(dir).file_name(&name).build() {
+        match logsink::LogSink::builder()
+            .directory(dir)
+            .file_name(&name)
+            .build()
+        {
             Ok(_) => panic!("a {len}-byte file name was accepted"),
             Err(Error::FileNameTooLong { longest: l, .. }) => {
                 assert_eq!(l, longest, "{len} bytes")

@@ -12,33 +12,14 @@ use std::time::Duration;
 use logsink::{LogSink, Overflow, SinkGuard, SinkLayer};
 use tracing::instrument::WithSubscriber;
 use tracing::{info, Dispatch};
-use tracing_subscriber::layer::SubscriberExt;
 
-/// A sink writing `<dir>/app.log` whose timer never fires during a test, so that only explicit
-/// flushes and shutdowns put data in the file.
-fn sink_in(dir: &Path) -> (SinkLayer, SinkGuard) {
-    LogSink::builder()
-        .directory(dir.to_path_buf())
-        .file_name(common::FILE_NAME)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .expect("building the sink")
-}
-
-/// [`sink_in`] with a queue of `capacity` events and the given overflow policy.
+/// [`common::sink`] with a queue of `capacity` events and the given overflow policy.
 fn small_queue_sink(dir: &Path, capacity: usize, overflow: Overflow) -> (SinkLayer, SinkGuard) {
-    LogSink::builder()
-        .directory(dir.to_path_buf())
-        .file_name(common::FILE_NAME)
+    common::builder(dir)
         .queue_capacity(capacity)
         .overflow(overflow)
-        .flush_interval(Duration::from_secs(3600))
         .build()
         .expect("building the sink")
-}
-
-fn dispatch_for(layer: SinkLayer) -> Dispatch {
-    Dispatch::new(tracing_subscriber::registry().with(layer))
 }
 
 /// Logs `count` events `{seq: 0..count}` with `message` through `dispatch` on this thread.
@@ -76,8 +57,8 @@ fn four_threads_200k_events_each_exactly_once_in_per_thread_order() {
     const THREADS: u64 = 4;
     const PER_THREAD: u64 = 50_000;
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    let dispatch = dispatch_for(layer);
+    let (layer, guard) = common::sink(dir.path());
+    let dispatch = common::dispatch(layer);
     let start = Arc::new(Barrier::new(THREADS as usize));
 
     let producers: Vec<_> = (0..THREADS)
@@ -176,7 +157,7 @@ fn tiny_queue_with_block_overflow_loses_nothing() {
     const PER_THREAD: u64 = 5_000;
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = small_queue_sink(dir.path(), 1, Overflow::Block);
-    let dispatch = dispatch_for(layer);
+    let dispatch = common::dispatch(layer);
     log_from_threads(
         &dispatch,
         THREADS,
@@ -209,7 +190,7 @@ fn drop_newest_accounts_for_every_event() {
     const PER_THREAD: u64 = 10_000;
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = small_queue_sink(dir.path(), 2, Overflow::DropNewest);
-    let dispatch = dispatch_for(layer);
+    let dispatch = common::dispatch(layer);
     log_from_threads(&dispatch, THREADS, PER_THREAD, "producers with DropNewest");
     let before = guard.stats();
     let stats = guard.shutdown_blocking().unwrap();
@@ -262,8 +243,8 @@ async fn async_shutdown_after_eight_tasks() {
     const TASKS: u64 = 8;
     const PER_TASK: u64 = 5_000;
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    let dispatch = dispatch_for(layer);
+    let (layer, guard) = common::sink(dir.path());
+    let dispatch = common::dispatch(layer);
 
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
@@ -309,8 +290,8 @@ async fn async_shutdown_after_eight_tasks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_flush_makes_events_visible() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    let dispatch = dispatch_for(layer);
+    let (layer, guard) = common::sink(dir.path());
+    let dispatch = common::dispatch(layer);
     log_seq(&dispatch, 10, "before async flush");
     tokio::time::timeout(common::HANG_GUARD, guard.flush())
         .await
@@ -329,8 +310,8 @@ async fn async_flush_makes_events_visible() {
 #[test]
 fn dropping_the_guard_on_another_thread_writes_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    let dispatch = dispatch_for(layer);
+    let (layer, guard) = common::sink(dir.path());
+    let dispatch = common::dispatch(layer);
     log_seq(&dispatch, 1_000, "before drop");
     common::run_or_fail_on_hang("dropping the guard", move || {
         thread::spawn(move || drop(guard))
@@ -354,7 +335,7 @@ fn events_after_shutdown_are_not_written_and_do_not_block() {
     // A one-slot queue with Block: if a stopped writer left the queue open, the second event
     // after shutdown would block forever.
     let (layer, guard) = small_queue_sink(dir.path(), 1, Overflow::Block);
-    let dispatch = dispatch_for(layer);
+    let dispatch = common::dispatch(layer);
     log_seq(&dispatch, 5, "before shutdown");
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.events_written, 5);
@@ -378,8 +359,8 @@ fn events_after_shutdown_are_not_written_and_do_not_block() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_after_async_shutdown_are_not_written() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    let dispatch = dispatch_for(layer);
+    let (layer, guard) = common::sink(dir.path());
+    let dispatch = common::dispatch(layer);
     log_seq(&dispatch, 7, "before shutdown");
     let stats = guard.shutdown().await.unwrap();
     assert_eq!(stats.events_written, 7);
@@ -399,8 +380,8 @@ fn a_flush_covers_every_event_finished_before_it_on_any_thread() {
     const THREADS: usize = 4;
     const PER_THREAD: u64 = 5_000;
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    let dispatch = dispatch_for(layer);
+    let (layer, guard) = common::sink(dir.path());
+    let dispatch = common::dispatch(layer);
     let path = common::log_path(dir.path());
     // `u64::MAX`: nothing finished yet.
     let done: Arc<Vec<AtomicU64>> =
@@ -468,8 +449,8 @@ fn a_flush_covers_every_event_finished_before_it_on_any_thread() {
 #[test]
 fn explicit_flush_writes_without_shutdown() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    let dispatch = dispatch_for(layer);
+    let (layer, guard) = common::sink(dir.path());
+    let dispatch = common::dispatch(layer);
     let path = common::log_path(dir.path());
 
     log_seq(&dispatch, 10, "first batch");
@@ -506,9 +487,9 @@ fn explicit_flush_writes_without_shutdown() {
 fn missing_directories_are_created() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("nested").join("deeper").join("logs");
-    let (layer, guard) = sink_in(&dir);
+    let (layer, guard) = common::sink(&dir);
     assert!(dir.is_dir(), "build() did not create {}", dir.display());
-    log_seq(&dispatch_for(layer), 3, "into a new directory");
+    log_seq(&common::dispatch(layer), 3, "into a new directory");
     guard.shutdown_blocking().unwrap();
     assert_seq_lines(&common::log_path(&dir), 3);
 }
@@ -590,8 +571,8 @@ fn appending_after_a_cut_short_last_line_starts_a_fresh_line() {
     let path = common::log_path(dir.path());
     std::fs::write(&path, b"{\"partial\":").unwrap();
 
-    let (layer, guard) = sink_in(dir.path());
-    log_seq(&dispatch_for(layer), 5, "after a partial line");
+    let (layer, guard) = common::sink(dir.path());
+    log_seq(&common::dispatch(layer), 5, "after a partial line");
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.events_written, 5);
 
@@ -616,8 +597,8 @@ fn appending_to_a_complete_file_adds_no_blank_line() {
     let existing = "{\"old\":0}\n{\"old\":1}\n{\"old\":2}\n";
     std::fs::write(&path, existing).unwrap();
 
-    let (layer, guard) = sink_in(dir.path());
-    log_seq(&dispatch_for(layer), 5, "appended");
+    let (layer, guard) = common::sink(dir.path());
+    log_seq(&common::dispatch(layer), 5, "appended");
     guard.shutdown_blocking().unwrap();
 
     let text = common::read_text(&path);
@@ -641,8 +622,8 @@ fn appending_to_an_empty_file_adds_no_blank_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::log_path(dir.path());
     std::fs::write(&path, b"").unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    log_seq(&dispatch_for(layer), 5, "into an empty file");
+    let (layer, guard) = common::sink(dir.path());
+    log_seq(&common::dispatch(layer), 5, "into an empty file");
     guard.shutdown_blocking().unwrap();
     assert_seq_lines(&path, 5);
 }
@@ -654,8 +635,8 @@ fn two_sinks_in_turn_append_to_the_same_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = common::log_path(dir.path());
     for round in 0..3u64 {
-        let (layer, guard) = sink_in(dir.path());
-        tracing::dispatcher::with_default(&dispatch_for(layer), || {
+        let (layer, guard) = common::sink(dir.path());
+        tracing::dispatcher::with_default(&common::dispatch(layer), || {
             for seq in round * 4..round * 4 + 4 {
                 info!(seq, round);
             }
@@ -680,8 +661,8 @@ fn dropping_the_guard_inside_a_current_thread_runtime() {
     let d = dir.path().to_path_buf();
     common::run_or_fail_on_hang("dropping the guard in a runtime", move || {
         rt.block_on(async move {
-            let (layer, guard) = sink_in(&d);
-            log_seq(&dispatch_for(layer), 20, "inside a runtime");
+            let (layer, guard) = common::sink(&d);
+            log_seq(&common::dispatch(layer), 20, "inside a runtime");
             drop(guard);
         })
     });
@@ -692,8 +673,8 @@ fn dropping_the_guard_inside_a_current_thread_runtime() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_guard_inside_a_multi_thread_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    log_seq(&dispatch_for(layer), 20, "inside a runtime");
+    let (layer, guard) = common::sink(dir.path());
+    log_seq(&common::dispatch(layer), 20, "inside a runtime");
     drop(guard);
     assert_seq_lines(&common::log_path(dir.path()), 20);
 }
@@ -706,8 +687,8 @@ fn timestamps_are_the_time_of_the_call_across_a_second_boundary() {
     // after the call, including events on both sides of a change of second (the formatter may
     // cache the part of the timestamp that changes once a second).
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
-    let dispatch = dispatch_for(layer);
+    let (layer, guard) = common::sink(dir.path());
+    let dispatch = common::dispatch(layer);
     let mut windows = Vec::new();
     let first_second = common::now_micros() / 1_000_000;
     tracing::dispatcher::with_default(&dispatch, || {
@@ -752,23 +733,13 @@ fn the_flush_interval_alone_makes_events_visible() {
         .flush_interval(Duration::from_millis(10))
         .build()
         .unwrap();
-    let dispatch = dispatch_for(layer);
+    let dispatch = common::dispatch(layer);
     log_seq(&dispatch, 10, "waiting for the timer");
     let path = common::log_path(dir.path());
-    // Poll for the result (the deadline only turns a hang into a failure).
-    let deadline = std::time::Instant::now() + common::HANG_GUARD;
-    loop {
+    common::wait_for("events flushed by the 10 ms timer", || {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if text.matches('\n').count() >= 10 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "events not flushed by the 10 ms timer after {:?}; file: {text:?}",
-            common::HANG_GUARD
-        );
-        thread::sleep(Duration::from_millis(2));
-    }
+        (text.matches('\n').count() >= 10).then_some(())
+    });
     assert_seq_lines(&path, 10);
     drop(guard);
 }
@@ -785,10 +756,10 @@ fn write_failures_are_reported_not_hidden() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (layer, guard) = sink_in(dir.path());
+    let (layer, guard) = common::sink(dir.path());
     std::fs::remove_file(common::log_path(dir.path())).unwrap();
     std::os::unix::fs::symlink(full, common::log_path(dir.path())).unwrap();
-    log_seq(&dispatch_for(layer), 10, "into a full disk");
+    log_seq(&common::dispatch(layer), 10, "into a full disk");
     let guard = common::run_or_fail_on_hang("flush on a full disk", move || {
         let flushed = guard.flush_blocking();
         assert!(

@@ -13,8 +13,8 @@
 mod common;
 
 use std::fmt;
-use std::time::Duration;
 
+use common::Raw;
 use proptest::prelude::*;
 use serde_json::Value;
 use tracing::field::Empty;
@@ -149,21 +149,6 @@ fn any_case() -> impl Strategy<Value = Case> {
 // ---------------------------------------------------------------------------------------------
 // Emitting
 // ---------------------------------------------------------------------------------------------
-
-/// Writes its text as is (no `Debug` quoting).
-struct Raw<'a>(&'a str);
-
-impl fmt::Debug for Raw<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl fmt::Display for Raw<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
 
 const SPAN_NAME: &str = "prop \"span\"\t";
 const REC: &str = "re\"c\\";
@@ -470,12 +455,7 @@ fn check_line(seq: u64, case: &Case, line: &J) -> Result<(), TestCaseError> {
 
 fn run_case(cases: &[Case]) -> Result<(), TestCaseError> {
     let tmp = tempfile::tempdir().unwrap();
-    let (layer, guard) = logsink::LogSink::builder()
-        .directory(tmp.path())
-        .file_name(common::FILE_NAME)
-        .flush_interval(Duration::from_secs(3600))
-        .build()
-        .expect("building the sink");
+    let (layer, guard) = common::sink(tmp.path());
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for (seq, case) in cases.iter().enumerate() {
             emit(seq as u64, case);

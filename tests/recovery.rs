@@ -2,16 +2,16 @@
 //! out by hand in a temporary folder before `build()`, then the sink is shut down (which waits
 //! for recovery's compressions and retention) and the folder is checked file by file.
 
-#[path = "common/rotation_util.rs"]
-mod rotation_util;
+mod common;
 
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use logsink::{Compression, LogSink, Period, SinkGuard, Stats};
-use rotation_util::{Gunzip, ACTIVE, BASE};
-use tracing::{info, Dispatch};
+use common::rotation_util;
+use logsink::{Compression, Period, SinkGuard, Stats};
+use rotation_util::{Gunzip, ACTIVE};
+use tracing::Dispatch;
 
 /// A rotated name from an earlier run (2026-11-24T14:26:18Z, sequence 0).
 const R0: &str = "app.20261124T142618Z.000000.log";
@@ -20,15 +20,12 @@ const R1: &str = "app.20261124T142618Z.000001.log";
 
 /// A builder on `dir` with the test's file name and a flush timer that never fires.
 fn builder(dir: &Path) -> logsink::Builder {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(BASE)
-        .flush_interval(Duration::from_secs(3600))
+    common::builder(dir)
 }
 
 fn start(builder: logsink::Builder) -> (Dispatch, SinkGuard) {
     let (layer, guard) = builder.build().expect("building the sink");
-    (rotation_util::dispatch(layer), guard)
+    (common::dispatch(layer), guard)
 }
 
 /// Starts a sink on `dir`, logs nothing, and shuts it down.
@@ -37,15 +34,6 @@ fn start_and_stop(builder: logsink::Builder) -> Stats {
     let stats = guard.shutdown_blocking().expect("shutdown");
     assert_eq!(stats.write_errors, 0, "{:?}", stats.last_error);
     stats
-}
-
-/// Logs events `{seq}` for `seqs`.
-fn log_seqs(dispatch: &Dispatch, seqs: std::ops::Range<u64>) {
-    tracing::dispatcher::with_default(dispatch, || {
-        for seq in seqs {
-            info!(seq, "new");
-        }
-    });
 }
 
 /// Asserts that `<dir>/<name>` is a gzip file that both flate2 and the system gzip decompress
@@ -247,7 +235,7 @@ fn new_names_sort_after_existing_ones_from_the_future() {
     // max_file_size(1): every event but the first in a file rotates, so three events make two
     // rotated files and leave the third active.
     let (dispatch, guard) = start(builder(dir).max_file_size(1));
-    log_seqs(&dispatch, 10..13);
+    common::log_seqs(&dispatch, 10..13);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.rotations, 2);
     assert_eq!(stats.files_compressed, 2);
@@ -283,7 +271,7 @@ fn a_stale_active_file_is_rotated_at_start_up() {
     assert!(SystemTime::now() > then + Duration::from_secs(86_400));
 
     let (dispatch, guard) = start(builder(dir).rotate_every(Period::Day));
-    log_seqs(&dispatch, 20..23);
+    common::log_seqs(&dispatch, 20..23);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.rotations, 1);
     assert_eq!(stats.files_compressed, 1);
@@ -308,22 +296,20 @@ fn a_cut_short_active_line_is_ended_before_new_events() {
     fs::write(dir.join(ACTIVE), &original).unwrap();
 
     let (dispatch, guard) = start(builder(dir));
-    log_seqs(&dispatch, 5..8);
+    common::log_seqs(&dispatch, 5..8);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.events_written, 3);
 
     let bytes = fs::read(dir.join(ACTIVE)).unwrap();
     assert!(bytes.starts_with(&original));
-    let lines = rotation_util::split_lines(&bytes, ACTIVE);
+    let lines = common::split_lines(&bytes, ACTIVE);
     assert_eq!(lines.len(), 9);
     assert_eq!(lines[5].as_bytes(), partial);
     let seqs: Vec<u64> = lines
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != 5)
-        .map(|(i, l)| {
-            rotation_util::field_u64(&rotation_util::parse(l, &format!("line {i}")), "seq")
-        })
+        .map(|(i, l)| common::field_u64(&common::parse_line(l, &format!("line {i}")), "seq"))
         .collect();
     assert_eq!(seqs, (0..8).collect::<Vec<_>>());
 }
@@ -339,7 +325,7 @@ fn an_existing_active_file_counts_toward_the_size_limit() {
     fs::write(dir.join(ACTIVE), &original).unwrap();
 
     let (dispatch, guard) = start(builder(dir).max_file_size(original.len() as u64 + 10));
-    log_seqs(&dispatch, 10..11);
+    common::log_seqs(&dispatch, 10..11);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.rotations, 1);
     assert_eq!(stats.files_compressed, 1);

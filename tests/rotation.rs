@@ -1,16 +1,16 @@
 //! Rotation by size, naming of rotated files, compression and retention, checked on real files
 //! read back from a temporary folder: every line parsed, every event counted.
 
-#[path = "common/rotation_util.rs"]
-mod rotation_util;
+mod common;
 
 use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::rotation_util;
 use logsink::{Compression, Error, LogSink, SinkGuard, SinkLayer, Stats};
-use rotation_util::{Gunzip, ACTIVE, BASE};
+use rotation_util::{Gunzip, ACTIVE};
 use tracing::info;
 
 /// Added to every `seq` of a fixed-width event so that it always has six digits.
@@ -20,12 +20,9 @@ const FIXED_BASE: u64 = 100_000;
 /// A sink whose shutdown compresses the whole backlog however long it takes (the tests read
 /// every rotated file as `.gz`; a debug build compresses slower than it logs).
 fn sink(dir: &Path, max: u64, compression: Compression) -> (SinkLayer, SinkGuard) {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(BASE)
+    common::builder(dir)
         .max_file_size(max)
         .compression(compression)
-        .flush_interval(Duration::from_secs(3600))
         .shutdown_timeout(Duration::from_secs(600))
         .build()
         .expect("building the sink")
@@ -43,7 +40,7 @@ fn emit_fixed(i: u64) {
 fn fixed_line_len() -> u64 {
     let tmp = tempfile::tempdir().unwrap();
     let (layer, guard) = sink(tmp.path(), u64::MAX, Compression::None);
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || emit_fixed(0));
+    tracing::dispatcher::with_default(&common::dispatch(layer), || emit_fixed(0));
     guard.shutdown_blocking().unwrap();
     let bytes = std::fs::read(tmp.path().join(ACTIVE)).unwrap();
     assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1);
@@ -53,9 +50,7 @@ fn fixed_line_len() -> u64 {
 /// Logs `n` fixed-width events (`seq` 0..n after subtracting [`FIXED_BASE`]) into a new sink.
 fn run_fixed(dir: &Path, max: u64, n: u64, compression: Compression) -> Stats {
     let (layer, guard) = sink(dir, max, compression);
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
-        (0..n).for_each(emit_fixed)
-    });
+    tracing::dispatcher::with_default(&common::dispatch(layer), || (0..n).for_each(emit_fixed));
     let stats = guard.shutdown_blocking().expect("shutdown");
     assert_eq!(stats.events_written, n, "events_written");
     assert_eq!(stats.events_dropped, 0, "events_dropped");
@@ -73,21 +68,6 @@ fn fixed_seqs(files: &[rotation_util::FileLines]) -> Vec<u64> {
         .into_iter()
         .map(|s| s - FIXED_BASE)
         .collect()
-}
-
-/// Asserts that `seqs` is exactly `range`, in order.
-fn assert_range(seqs: &[u64], range: std::ops::Range<u64>, what: &str) {
-    let expected: Vec<u64> = range.collect();
-    if seqs != expected.as_slice() {
-        let first_diff = seqs.iter().zip(&expected).position(|(a, b)| a != b);
-        panic!(
-            "{what}: {} seqs, expected {} ({}..{}); first difference at index {first_diff:?}",
-            seqs.len(),
-            expected.len(),
-            expected.first().copied().unwrap_or(0),
-            expected.last().map_or(0, |l| l + 1),
-        );
-    }
 }
 
 /// With lines of a known, equal length L and `max_file_size` = 3·L, every rotated file is
@@ -115,11 +95,11 @@ fn exact_size_boundary() {
         }
         assert_eq!(active.disk_size, (N - expected_rotations * per_file) * l);
         for f in &files {
-            for line in rotation_util::split_lines(&f.bytes, &f.name) {
+            for line in common::split_lines(&f.bytes, &f.name) {
                 assert_eq!(line.len() as u64 + 1, l, "{}: {line}", f.name);
             }
         }
-        assert_range(&fixed_seqs(&files), 0..N, "events in name order");
+        common::assert_seqs(&fixed_seqs(&files), 0..N, "events in name order");
         rotation_util::assert_folder(
             tmp.path(),
             &rotated.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
@@ -136,7 +116,7 @@ fn oversized_event_gets_a_file_of_its_own() {
     let tmp = tempfile::tempdir().unwrap();
     let (layer, guard) = sink(tmp.path(), MAX, Compression::None);
     let big = "x".repeat(10 * 1024);
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
         for seq in 0..20u64 {
             info!(seq, "small");
         }
@@ -149,7 +129,7 @@ fn oversized_event_gets_a_file_of_its_own() {
     assert_eq!(stats.events_written, 41);
 
     let files = rotation_util::read_in_order(tmp.path(), ".log", Gunzip::Flate2);
-    assert_range(&rotation_util::seqs(&files), 0..41, "events in name order");
+    common::assert_seqs(&rotation_util::seqs(&files), 0..41, "events in name order");
     let with_big: Vec<_> = files
         .iter()
         .filter(|f| f.lines.iter().any(|l| l["fields"].get("blob").is_some()))
@@ -163,7 +143,7 @@ fn oversized_event_gets_a_file_of_its_own() {
         "{} holds only the big line",
         big_file.name
     );
-    assert_eq!(rotation_util::field_str(&big_file.lines[0], "blob"), big);
+    assert_eq!(common::field_str(&big_file.lines[0], "blob"), big);
     assert!(big_file.disk_size > MAX);
     for f in files.iter().filter(|f| f.name != big_file.name) {
         assert!(f.disk_size <= MAX, "{} is {} bytes", f.name, f.disk_size);
@@ -183,7 +163,7 @@ fn a_burst_of_rotations_sorts_by_name() {
     let tmp = tempfile::tempdir().unwrap();
     let (layer, guard) = sink(tmp.path(), MAX, Compression::None);
     let started = Instant::now();
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
+    tracing::dispatcher::with_default(&common::dispatch(layer), || {
         for seq in 0..N {
             info!(seq, "burst");
         }
@@ -209,9 +189,9 @@ fn a_burst_of_rotations_sorts_by_name() {
         assert!(f.disk_size > MAX / 2 && f.disk_size <= MAX, "{}", f.name);
     }
     assert_eq!(stats.rotations, N - 1);
-    assert_range(&rotation_util::seqs(&files), 0..N, "events in name order");
+    common::assert_seqs(&rotation_util::seqs(&files), 0..N, "events in name order");
     assert_eq!(
-        rotation_util::field_u64(&files.last().unwrap().lines[0], "seq"),
+        common::field_u64(&files.last().unwrap().lines[0], "seq"),
         N - 1
     );
 
@@ -239,7 +219,7 @@ fn a_burst_of_rotations_sorts_by_name() {
 /// 256 KiB limit; returns the final statistics.
 fn log_threads_gzip(dir: &Path, threads: u64, per_thread: u64) -> Stats {
     let (layer, guard) = sink(dir, 256 * 1024, Compression::Gzip { level: 6 });
-    let dispatch = rotation_util::dispatch(layer);
+    let dispatch = common::dispatch(layer);
     let start = Arc::new(Barrier::new(threads as usize));
     let producers: Vec<_> = (0..threads)
         .map(|t| {
@@ -294,8 +274,8 @@ fn check_threads_gzip(
     let mut total = 0;
     for f in &files {
         for line in &f.lines {
-            let t = rotation_util::field_u64(line, "t");
-            let i = rotation_util::field_u64(line, "i");
+            let t = common::field_u64(line, "t");
+            let i = common::field_u64(line, "i");
             assert!(t < threads && i < per_thread, "{}: {line}", f.name);
             assert!(
                 !seen[t as usize][i as usize],
@@ -376,18 +356,13 @@ fn retention_by_count_keeps_the_newest_and_spares_foreign_files() {
     const N: u64 = PER_FILE * ROTATIONS + 5;
     let tmp = tempfile::tempdir().unwrap();
     create_foreign(tmp.path());
-    let (layer, guard) = LogSink::builder()
-        .directory(tmp.path())
-        .file_name(BASE)
+    let (layer, guard) = common::builder(tmp.path())
         .max_file_size(PER_FILE * l)
         .compression(Compression::Gzip { level: 6 })
         .keep_files(3)
-        .flush_interval(Duration::from_secs(3600))
         .build()
         .unwrap();
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
-        (0..N).for_each(emit_fixed)
-    });
+    tracing::dispatcher::with_default(&common::dispatch(layer), || (0..N).for_each(emit_fixed));
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.events_written, N);
     assert_eq!(stats.write_errors, 0, "{:?}", stats.last_error);
@@ -402,7 +377,7 @@ fn retention_by_count_keeps_the_newest_and_spares_foreign_files() {
 
     let files = rotation_util::read_in_order(tmp.path(), ".log.gz", Gunzip::System);
     let first_kept = (ROTATIONS - 3) * PER_FILE;
-    assert_range(&fixed_seqs(&files), first_kept..N, "kept events");
+    common::assert_seqs(&fixed_seqs(&files), first_kept..N, "kept events");
 }
 
 /// `max_total_size(X)` with plain rotated files of exactly 4·L bytes and X = 14·L: exactly the
@@ -416,18 +391,13 @@ fn retention_by_total_size_keeps_the_newest_that_fit() {
     const N: u64 = PER_FILE * ROTATIONS + 2;
     let max_total = 14 * l;
     let tmp = tempfile::tempdir().unwrap();
-    let (layer, guard) = LogSink::builder()
-        .directory(tmp.path())
-        .file_name(BASE)
+    let (layer, guard) = common::builder(tmp.path())
         .max_file_size(PER_FILE * l)
         .compression(Compression::None)
         .max_total_size(max_total)
-        .flush_interval(Duration::from_secs(3600))
         .build()
         .unwrap();
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
-        (0..N).for_each(emit_fixed)
-    });
+    tracing::dispatcher::with_default(&common::dispatch(layer), || (0..N).for_each(emit_fixed));
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.rotations, ROTATIONS);
     assert_eq!(stats.files_deleted, ROTATIONS - 3);
@@ -438,7 +408,7 @@ fn retention_by_total_size_keeps_the_newest_that_fit() {
     let total: u64 = rotated.iter().map(|f| f.disk_size).sum();
     assert_eq!(total, 12 * l);
     assert!(total <= max_total);
-    assert_range(
+    common::assert_seqs(
         &fixed_seqs(&files),
         (ROTATIONS - 3) * PER_FILE..N,
         "kept events",
@@ -458,30 +428,22 @@ fn retention_by_total_size_with_gzip() {
     const MAX_TOTAL: u64 = 2_000;
     const N: u64 = 400;
     let tmp = tempfile::tempdir().unwrap();
-    let (layer, guard) = LogSink::builder()
-        .directory(tmp.path())
-        .file_name(BASE)
+    let (layer, guard) = common::builder(tmp.path())
         .max_file_size(4 * 1024)
         .compression(Compression::Gzip { level: 6 })
         .max_total_size(MAX_TOTAL)
-        .flush_interval(Duration::from_secs(3600))
         .build()
         .unwrap();
-    let dispatch = rotation_util::dispatch(layer);
+    let dispatch = common::dispatch(layer);
     for burst in (0..N).collect::<Vec<_>>().chunks(25) {
         tracing::dispatcher::with_default(&dispatch, || burst.iter().copied().for_each(emit_fixed));
         guard.flush_blocking().unwrap();
         // Every file rotated so far is compressed before the next burst: compression keeps
         // up, so none is ever judged by its uncompressed size.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        common::wait_for("every rotated file compressed", || {
             let stats = guard.stats();
-            if stats.files_compressed == stats.rotations {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{stats:?}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+            (stats.files_compressed == stats.rotations).then_some(())
+        });
     }
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.write_errors, 0, "{:?}", stats.last_error);
@@ -510,7 +472,7 @@ fn retention_by_total_size_with_gzip() {
     let seqs = fixed_seqs(&files);
     let first = seqs[0];
     assert!(first > 0);
-    assert_range(&seqs, first..N, "kept events");
+    common::assert_seqs(&seqs, first..N, "kept events");
 }
 
 /// `build()` refuses `max_file_size(0)`, `keep_files(0)`, a gzip level of 10, a zero
@@ -604,14 +566,12 @@ fn a_file_name_ending_in_log_names_the_active_file() {
         .compression(Compression::None)
         .build()
         .unwrap();
-    tracing::dispatcher::with_default(&rotation_util::dispatch(layer), || {
-        (0..5).for_each(emit_fixed)
-    });
+    tracing::dispatcher::with_default(&common::dispatch(layer), || (0..5).for_each(emit_fixed));
     let stats = guard.shutdown_blocking().unwrap();
     assert!(stats.rotations >= 2, "{stats:?}");
     let rotated = rotation_util::rotated(tmp.path(), ".log");
     assert_eq!(rotated.len() as u64, stats.rotations);
     rotation_util::assert_folder(tmp.path(), &rotated, &[]);
     let files = rotation_util::read_in_order(tmp.path(), ".log", Gunzip::System);
-    assert_range(&fixed_seqs(&files), 0..5, "every event");
+    common::assert_seqs(&fixed_seqs(&files), 0..5, "every event");
 }

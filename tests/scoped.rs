@@ -11,16 +11,13 @@ use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
-use logsink::{Error, LogSink, ScopedSink};
+use logsink::{Error, LogSink, ScopedSink, StatsHandle};
 use serde_json::Value;
 use tracing::instrument::WithSubscriber;
 use tracing::Instrument;
 
 fn scoped_in(dir: &Path) -> ScopedSink {
-    LogSink::builder()
-        .directory(dir)
-        .file_name(common::FILE_NAME)
-        .flush_interval(Duration::from_secs(3600))
+    common::builder(dir)
         .build_scoped()
         .expect("building the scoped sink")
 }
@@ -46,12 +43,25 @@ fn assert_seq(lines: &[Value], count: u64, msg: &str) {
     }
 }
 
-/// Logging through `dispatch` once the sink is closed writes nothing, even after a flush
-/// interval's worth of waiting (the sink's timer is an hour, so this only catches a sink that
-/// is still open and writes on its own).
-fn assert_closed(dir: &Path, dispatch: &tracing::Dispatch, lines_before: usize) {
+/// The sink is closed: an event logged through `dispatch` now is counted as dropped at once
+/// (the layer refuses it), is not written, and the file keeps its `lines_before` lines. A sink
+/// left open would take the event into its queue instead, where it is neither written (the
+/// timer is an hour) nor dropped, and the counters would show it.
+fn assert_closed(
+    dir: &Path,
+    dispatch: &tracing::Dispatch,
+    stats: &StatsHandle,
+    lines_before: usize,
+) {
+    let before = stats.get();
+    assert_eq!(before.events_written, lines_before as u64, "{before:?}");
     tracing::dispatcher::with_default(dispatch, || tracing::info!("after shutdown"));
-    std::thread::sleep(Duration::from_millis(50));
+    let after = stats.get();
+    assert_eq!(
+        (after.events_written, after.events_dropped),
+        (before.events_written, before.events_dropped + 1),
+        "the event after shutdown was not refused as dropped: {after:?}"
+    );
     assert_eq!(
         lines(dir).len(),
         lines_before,
@@ -78,6 +88,7 @@ async fn run_ok_writes_every_event_and_returns_the_output() {
     let tmp = tempfile::tempdir().unwrap();
     let scoped = scoped_in(tmp.path());
     let dispatch = scoped.dispatch().clone();
+    let handle = scoped.stats_handle();
 
     // The span is created inside the scope: one created in the argument expression would be
     // created under the caller's default subscriber, not the sink's.
@@ -111,7 +122,7 @@ async fn run_ok_writes_every_event_and_returns_the_output() {
     }
     // Outside `run` the sink is not the default subscriber: this goes nowhere.
     tracing::info!("outside the scope");
-    assert_closed(tmp.path(), &dispatch, 100);
+    assert_closed(tmp.path(), &dispatch, &handle, 100);
 }
 
 /// `run` with a future that returns `Err` still returns it, writes every event and closes the
@@ -121,6 +132,7 @@ async fn run_err_still_flushes_and_closes() {
     let tmp = tempfile::tempdir().unwrap();
     let scoped = scoped_in(tmp.path());
     let dispatch = scoped.dispatch().clone();
+    let handle = scoped.stats_handle();
 
     let (result, stats) = scoped
         .run(async {
@@ -137,7 +149,7 @@ async fn run_err_still_flushes_and_closes() {
     let lines = lines(tmp.path());
     assert_seq(&lines, 10, "retrying");
     assert!(lines.iter().all(|l| l["level"] == "WARN"));
-    assert_closed(tmp.path(), &dispatch, 10);
+    assert_closed(tmp.path(), &dispatch, &handle, 10);
 }
 
 /// A panic inside `run` reaches the caller only after the sink has written every event and
@@ -147,6 +159,7 @@ async fn panic_inside_run_is_resumed_after_the_sink_is_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let scoped = scoped_in(tmp.path());
     let dispatch = scoped.dispatch().clone();
+    let handle = scoped.stats_handle();
 
     let run = assert_send(scoped.run(async {
         for seq in 0..25u64 {
@@ -166,7 +179,7 @@ async fn panic_inside_run_is_resumed_after_the_sink_is_closed() {
     // the sink was shut down before the panic was resumed.
     let lines = lines(tmp.path());
     assert_seq(&lines, 25, "about to fail");
-    assert_closed(tmp.path(), &dispatch, 25);
+    assert_closed(tmp.path(), &dispatch, &handle, 25);
 }
 
 /// Logs when dropped: shows that a cancelled future is dropped with the sink still its default
@@ -186,6 +199,7 @@ async fn cancelled_run_is_shut_down_by_the_guard_drop() {
     let tmp = tempfile::tempdir().unwrap();
     let scoped = scoped_in(tmp.path());
     let dispatch = scoped.dispatch().clone();
+    let handle = scoped.stats_handle();
 
     let run = scoped.run(async {
         let _cleanup = LogOnDrop;
@@ -207,7 +221,7 @@ async fn cancelled_run_is_shut_down_by_the_guard_drop() {
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(common::field_u64(line, "seq"), i as u64);
     }
-    assert_closed(tmp.path(), &dispatch, 4);
+    assert_closed(tmp.path(), &dispatch, &handle, 4);
 }
 
 /// A `run` future dropped before its first poll writes nothing and leaves the sink closed.
@@ -216,10 +230,11 @@ async fn cancelled_before_the_first_poll() {
     let tmp = tempfile::tempdir().unwrap();
     let scoped = scoped_in(tmp.path());
     let dispatch = scoped.dispatch().clone();
+    let handle = scoped.stats_handle();
     let run = scoped.run(async { tracing::info!("never") });
     drop(run);
     assert_eq!(lines(tmp.path()).len(), 0);
-    assert_closed(tmp.path(), &dispatch, 0);
+    assert_closed(tmp.path(), &dispatch, &handle, 0);
 }
 
 /// The sink is the default only for the future `run` polls: a task spawned from inside logs
@@ -273,6 +288,7 @@ fn run_blocking_ok() {
     let tmp = tempfile::tempdir().unwrap();
     let scoped = scoped_in(tmp.path());
     let dispatch = scoped.dispatch().clone();
+    let handle = scoped.stats_handle();
 
     let (answer, stats) = common::run_or_fail_on_hang("run_blocking", move || {
         scoped.run_blocking(|| {
@@ -295,7 +311,7 @@ fn run_blocking_ok() {
         assert_eq!(line["span"]["kind"], "import", "{line}");
     }
     tracing::info!("outside the scope");
-    assert_closed(tmp.path(), &dispatch, 50);
+    assert_closed(tmp.path(), &dispatch, &handle, 50);
 }
 
 /// A panic inside `run_blocking` is resumed only after the sink has written every event and
@@ -305,6 +321,7 @@ fn run_blocking_panic_is_resumed_after_the_sink_is_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let scoped = scoped_in(tmp.path());
     let dispatch = scoped.dispatch().clone();
+    let handle = scoped.stats_handle();
 
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         scoped.run_blocking(|| {
@@ -321,7 +338,7 @@ fn run_blocking_panic_is_resumed_after_the_sink_is_closed() {
     assert_seq(&lines, 5, "before the panic");
     // The default subscriber was restored when the panic left the closure: this goes nowhere.
     tracing::info!("outside the scope");
-    assert_closed(tmp.path(), &dispatch, 5);
+    assert_closed(tmp.path(), &dispatch, &handle, 5);
 }
 
 /// `run` is `Send` when the future is, so it can be spawned; checked at compile time.

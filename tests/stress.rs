@@ -6,8 +6,8 @@
 //!
 //! The number of events per producer thread comes from the `LOGSINK_STRESS_EVENTS` environment
 //! variable, [`DEFAULT_EVENTS`] if unset: the default keeps a debug build on a 2-core machine
-//! within about 15 s (30 s with the machine otherwise busy). The full version, 8 threads ×
-//! 1,000,000 events (about 25 s in a release build on 2 cores, 1 GB of JSON in ~980 files):
+//! short enough for every `cargo test`. The full version, 8 threads × 1,000,000 events, wants a
+//! release build:
 //!
 //! ```sh
 //! LOGSINK_STRESS_EVENTS=1000000 cargo test --release --test stress -- --nocapture
@@ -19,8 +19,7 @@
 //! the one poll (for the late producer to be under way) has a deadline that only turns a hang
 //! into a failure.
 
-#[path = "common/rotation_util.rs"]
-mod rotation_util;
+mod common;
 
 use std::fs::File;
 use std::hash::{DefaultHasher, Hasher};
@@ -32,6 +31,7 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::rotation_util;
 use logsink::{Compression, LogSink, Overflow, Stats};
 use rotation_util::ACTIVE;
 use tracing::Dispatch;
@@ -39,8 +39,8 @@ use tracing::Dispatch;
 /// Events per producer thread, when set.
 const EVENTS_ENV: &str = "LOGSINK_STRESS_EVENTS";
 
-/// Events per producer thread by default: about 15 s for both tests of this file in a debug
-/// build on a 2-core machine (most of it gzip and gunzip, unoptimised).
+/// Events per producer thread by default: small enough for a debug build on a 2-core machine,
+/// where most of the time goes to gzip and gunzip, unoptimised.
 const DEFAULT_EVENTS: u64 = 30_000;
 
 /// Producer threads of the shutdown test; the last one is the late one.
@@ -174,7 +174,7 @@ fn read_back(dir: &Path, threads: usize, order: Order) -> ReadBack {
             );
             let text = std::str::from_utf8(&line[..n - 1])
                 .unwrap_or_else(|e| panic!("{what}: not UTF-8: {e}"));
-            let value = rotation_util::parse(text, &what);
+            let value = common::parse_line(text, &what);
             if value["target"] == "logsink" {
                 // The writer's own report of events a full queue refused.
                 assert_eq!(value["level"], "WARN", "{what}: {text}");
@@ -182,7 +182,7 @@ fn read_back(dir: &Path, threads: usize, order: Order) -> ReadBack {
                     value["fields"]["message"], "dropped events",
                     "{what}: {text}"
                 );
-                let dropped = rotation_util::field_u64(&value, "dropped");
+                let dropped = common::field_u64(&value, "dropped");
                 assert!(dropped > 0, "{what}: reports no drop: {text}");
                 out.reported_drops += dropped;
                 continue;
@@ -190,8 +190,8 @@ fn read_back(dir: &Path, threads: usize, order: Order) -> ReadBack {
             assert_eq!(value["target"], TARGET, "{what}: {text}");
             assert_eq!(value["level"], "INFO", "{what}: {text}");
             assert_eq!(value["fields"]["message"], MESSAGE, "{what}: {text}");
-            let thread = rotation_util::field_u64(&value, "thread") as usize;
-            let seq = rotation_util::field_u64(&value, "seq");
+            let thread = common::field_u64(&value, "thread") as usize;
+            let seq = common::field_u64(&value, "seq");
             assert!(thread < threads, "{what}: thread {thread} out of range");
             let last = out.last_seq[thread];
             let in_order = match order {
@@ -294,7 +294,7 @@ fn shutdown_from_another_thread_while_one_still_logs() {
         .expect("building the sink");
     // Outlives the guard: the final counts include the drops counted after shutdown returned.
     let final_stats = guard.stats_handle();
-    let dispatch = rotation_util::dispatch(layer);
+    let dispatch = common::dispatch(layer);
 
     let workers: Vec<_> = (0..LATE as u64)
         .map(|thread| {
@@ -541,7 +541,7 @@ fn drop_newest_with_a_tiny_queue_counts_every_event() {
         .shutdown_timeout(Duration::from_secs(600)) // every rotated file is read back as .gz
         .build()
         .expect("building the sink");
-    let dispatch = rotation_util::dispatch(layer);
+    let dispatch = common::dispatch(layer);
     let barrier = Arc::new(Barrier::new(PRODUCERS));
     let (done_tx, done_rx) = mpsc::channel();
     let producers: Vec<_> = (0..PRODUCERS as u64)

@@ -437,7 +437,7 @@ fn text_options_match_the_default_formatter() {
 fn text_thread_names_come_after_the_level() {
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = text_sink_with_thread_names(dir.path());
-    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let dispatch = common::dispatch(layer);
     std::thread::Builder::new()
         .name("worker-7".to_owned())
         .spawn(move || tracing::dispatcher::with_default(&dispatch, || tracing::info!(n = 1, "hi")))

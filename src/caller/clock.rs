@@ -1,8 +1,8 @@
 //! Where the sink reads time.
 //!
 //! Callers stamp each event with [`Clock::stamp`]: in production a raw reading of the CPU's
-//! time counter (through `quanta`), about 10 ns against about 37 ns for `SystemTime::now()` on
-//! the development machine. The writer turns stamps into wall-clock time with a [`Timebase`],
+//! time counter (through `quanta`), which costs the caller less than `SystemTime::now()` on
+//! every event would. The writer turns stamps into wall-clock time with a [`Timebase`],
 //! which pairs counter readings with `SystemTime::now()` (anchors) and takes a new anchor
 //! whenever the stamps have moved on by more than [`REANCHOR`]. A stamp between two anchors is
 //! placed between their wall-clock times in proportion, exact at both ends whatever the
@@ -54,13 +54,13 @@ pub(crate) const REANCHOR: Duration = Duration::from_millis(1);
 
 /// An anchor whose two counter readings are further apart than this is read again (up to
 /// [`ANCHOR_TRIES`] times): half the gap bounds its error, and a timestamp is written to the
-/// microsecond. Undisturbed, the gap is about 50 ns.
+/// microsecond. An undisturbed pair of readings is well inside this window.
 const ANCHOR_WINDOW: Duration = Duration::from_nanos(200);
 const ANCHOR_TRIES: usize = 8;
 
 impl Clock {
     /// The production clock. The first call in a process calibrates the counter against the
-    /// OS clock (about half a millisecond on the development machine, 200 ms at most).
+    /// OS clock (quanta stops calibrating after 200 ms at most).
     pub(crate) fn system() -> Clock {
         Clock::System(quanta::Clock::new())
     }
@@ -71,6 +71,17 @@ impl Clock {
             Clock::System(_) => SystemTime::now(),
             #[cfg(test)]
             Clock::Mock(mock) => mock.now(),
+        }
+    }
+
+    /// Wakes its holder whenever a test moves the mock clock (`None` for the system clock,
+    /// which moves by itself): a thread that waits for a time on this clock waits on the
+    /// receiver too, so a test that moves the clock past that time need not sleep.
+    pub(crate) fn moves(&self) -> Option<crossbeam_channel::Receiver<()>> {
+        match self {
+            Clock::System(_) => None,
+            #[cfg(test)]
+            Clock::Mock(mock) => Some(mock.subscribe()),
         }
     }
 
@@ -202,6 +213,8 @@ fn read_anchor(counter: &quanta::Clock) -> Anchor {
 #[derive(Debug)]
 pub(crate) struct MockClock {
     now: Mutex<SystemTime>,
+    /// Told of every move (see [`Clock::moves`]).
+    movers: Mutex<Vec<crossbeam_channel::Sender<()>>>,
 }
 
 #[cfg(test)]
@@ -209,6 +222,7 @@ impl MockClock {
     pub(crate) fn new(start: SystemTime) -> Arc<Self> {
         Arc::new(MockClock {
             now: Mutex::new(start),
+            movers: Mutex::default(),
         })
     }
 
@@ -218,11 +232,29 @@ impl MockClock {
 
     pub(crate) fn set(&self, t: SystemTime) {
         *self.now.lock().unwrap() = t;
+        self.moved();
     }
 
     pub(crate) fn advance(&self, d: std::time::Duration) {
-        let mut now = self.now.lock().unwrap();
-        *now += d;
+        *self.now.lock().unwrap() += d;
+        self.moved();
+    }
+
+    /// A receiver that gets a message after each move (one pending at most).
+    fn subscribe(&self) -> crossbeam_channel::Receiver<()> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.movers.lock().unwrap().push(tx);
+        rx
+    }
+
+    fn moved(&self) {
+        // A full channel already holds a wake-up; a gone receiver no longer listens.
+        self.movers.lock().unwrap().retain(|tx| {
+            !matches!(
+                tx.try_send(()),
+                Err(crossbeam_channel::TrySendError::Disconnected(_))
+            )
+        });
     }
 }
 

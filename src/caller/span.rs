@@ -36,8 +36,8 @@ impl SpanFields {
     }
 
     /// [`new`](SpanFields::new) with room for `fields` values and their text, so that recording
-    /// a new span's fields does not grow the vectors one push at a time (allocation was a fifth
-    /// of span creation).
+    /// a new span's fields does not grow the vectors one push at a time (each regrowth is an
+    /// allocation and a copy).
     pub(crate) fn with_capacity(fields: usize, text_owner: Option<u64>) -> Self {
         SpanFields {
             values: Vec::with_capacity(fields),

@@ -29,6 +29,24 @@
 //! A compression that fails leaves the `.log` in place and is retried with backoff. At
 //! shutdown the janitor compresses what waits until the shutdown's deadline, then cancels the
 //! compression in progress; files left plain are compressed at the next start.
+//!
+//! With [`Builder::compress_after`](crate::Builder::compress_after), a rotated file is not
+//! handed to the compressor before it has been plain that long, so that a collector that tails
+//! the rotated names reads it to its end first:
+//!
+//! - the time runs from the rotation, by the sink's clock (read when the writer announces the
+//!   file); for a file found at start-up, from its modification time (its last write: the
+//!   latest moment the sink can vouch for, never after its rotation; the time in its name is
+//!   when it was opened, up to a period earlier, and names can run ahead of the clock), or
+//!   from now if that is in the future;
+//! - the janitor waits for the first such time with a timed wait on its channels, and for a
+//!   test's clock on a channel of the clock's (no polling);
+//! - shutdown does not wait for it: those files stay plain and complete, and the next start
+//!   compresses each once its age reaches the delay;
+//! - retention treats them as any file waiting for compression: all but the newest
+//!   [`IN_FLIGHT`] count, at their plain size, and may be deleted plain (counted in
+//!   [`Stats::files_deleted_uncompressed`](crate::Stats::files_deleted_uncompressed)), so the
+//!   folder stays within the same bound whatever the delay.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io;
@@ -36,7 +54,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Select, Sender};
 
@@ -61,8 +79,9 @@ const IN_FLIGHT: usize = 2;
 /// A message from the writer.
 #[derive(Debug)]
 pub(crate) enum Job {
-    /// The active file was renamed to this `.log` name, with this many events in it.
-    Rotated(String, u64),
+    /// The active file was renamed to this `.log` name, with this many events in it, at this
+    /// time by the sink's clock (read only when compression is delayed).
+    Rotated(String, u64, Option<SystemTime>),
     /// Compress what waits until this deadline (retrying failed compressions once more), then
     /// end the thread.
     Finish(Instant),
@@ -77,6 +96,8 @@ const RETENTION_PATIENCE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub(crate) struct JanitorHandle {
     tx: Sender<Job>,
+    /// Read at each rotation when compression is delayed (`None` otherwise).
+    clock: Option<Clock>,
     thread: Option<JoinHandle<()>>,
     /// Rotations announced to the janitor.
     announced: u64,
@@ -89,7 +110,8 @@ pub(crate) struct JanitorHandle {
 impl JanitorHandle {
     pub(crate) fn rotated(&mut self, log_name: String, events: u64) {
         // The janitor ends only after `Finish`, so this send cannot fail while it matters.
-        if self.tx.send(Job::Rotated(log_name, events)).is_ok() {
+        let at = self.clock.as_ref().map(Clock::now);
+        if self.tx.send(Job::Rotated(log_name, events, at)).is_ok() {
             self.announced += 1;
         }
     }
@@ -127,16 +149,20 @@ pub(crate) struct Janitor {
     folder: Arc<Folder>,
     compression: Compression,
     retention: Retention,
+    /// How long a rotated file stays plain before it is compressed.
+    compress_after: Duration,
     clock: Clock,
     shared: Arc<Shared>,
 }
 
 impl Janitor {
     /// Starts the janitor thread for `folder`; it recovers the folder first, then waits for
-    /// rotated files to compress (as `compression` says) and prune (as `retention` says).
+    /// rotated files to compress (as `compression` says, once `compress_after` has passed) and
+    /// prune (as `retention` says).
     pub(crate) fn spawn(
         folder: Arc<Folder>,
         compression: Compression,
+        compress_after: Duration,
         retention: Retention,
         clock: Clock,
         shared: Arc<Shared>,
@@ -145,6 +171,7 @@ impl Janitor {
             folder,
             compression,
             retention,
+            compress_after,
             clock,
             shared,
         };
@@ -152,6 +179,7 @@ impl Janitor {
         let retained = Arc::new(AtomicU64::new(0));
         let retained_by_worker = retained.clone();
         let limited = !janitor.retention.is_unlimited();
+        let clock = (!janitor.compress_after.is_zero()).then(|| janitor.clock.clone());
         let thread = std::thread::Builder::new()
             .name("logsink-janitor".to_owned())
             .spawn(move || Worker::new(janitor, retained_by_worker).run(rx))
@@ -160,6 +188,7 @@ impl Janitor {
             })?;
         Ok(JanitorHandle {
             tx,
+            clock,
             thread: Some(thread),
             announced: 0,
             retained,
@@ -230,6 +259,8 @@ struct Worker {
     /// Names start-up recovery queued: the writer may announce them too (it rotates while
     /// recovery scans), and then they are no news.
     recovered: HashSet<String>,
+    /// When each queued file began to wait out `compress_after` (only while it is not zero).
+    plain_since: std::collections::HashMap<String, SystemTime>,
     /// Rotations handled (retention applied after each), for the writer's
     /// [`JanitorHandle::wait_for_retention`].
     retained: Arc<AtomicU64>,
@@ -240,6 +271,7 @@ impl Worker {
         Worker {
             retained,
             recovered: HashSet::new(),
+            plain_since: Default::default(),
             events_in: Default::default(),
             config,
             compressor: None,
@@ -265,16 +297,24 @@ impl Worker {
         self.recover();
         self.apply_retention();
         let mut writer_gone = false;
+        // A test's clock tells when it moves (the system clock has no such channel).
+        let clock_moves = self.config.clock.moves();
         loop {
+            #[cfg(test)]
+            let turn_began = (self.config.clock.now(), self.retained.load(Acquire));
             self.dispatch();
             self.publish_backlog();
+            #[cfg(test)]
+            {
+                *self.config.shared.janitor_seen.lock().unwrap() = Some(turn_began);
+            }
             if self.finished() {
                 break;
             }
-            let wake = match (self.retry_at, self.finishing) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake = [self.retry_at, self.finishing, self.next_due()]
+                .into_iter()
+                .flatten()
+                .min();
             // A handle of its own, so that handling a message may borrow `self`.
             let done_rx = self.compressor.as_ref().map(|c| c.done.clone());
             let mut select = Select::new();
@@ -285,6 +325,7 @@ impl Worker {
                 select.recv(&rx)
             };
             let done = done_rx.as_ref().map(|done_rx| select.recv(done_rx));
+            let moved = clock_moves.as_ref().map(|moves| select.recv(moves));
             let op = match wake {
                 Some(at) => match select.select_deadline(at) {
                     Ok(op) => op,
@@ -295,15 +336,25 @@ impl Worker {
                 },
                 None => select.select(),
             };
+            if let (Some(index), Some(moves)) = (moved, &clock_moves) {
+                if op.index() == index {
+                    // Only a wake-up: the loop's next turn reads the clock.
+                    let _ = op.recv(moves);
+                    continue;
+                }
+            }
             if op.index() == jobs {
                 match op.recv(&rx) {
-                    Ok(Job::Rotated(name, events)) => {
+                    Ok(Job::Rotated(name, events, at)) => {
                         // Unless retention deleted it before this message came, or recovery
                         // found it first.
                         let known = self.deleted.remove(&name) | self.recovered.remove(&name);
                         if self.compressor.is_some() && !known {
                             if events > 0 {
                                 self.events_in.insert(name.clone(), events);
+                            }
+                            if let Some(at) = at {
+                                self.plain_since.insert(name.clone(), at);
                             }
                             self.queue.push_back(name);
                         }
@@ -359,8 +410,9 @@ impl Worker {
         let Some(deadline) = self.finishing else {
             return false;
         };
+        // Files still within `compress_after` are not waited for: they stay plain.
         self.in_flight.is_none()
-            && (self.queue.is_empty()
+            && (self.newest_due().is_none()
                 || self.compressor.is_none()
                 || self.retry_at.is_some()
                 || Instant::now() >= deadline)
@@ -378,9 +430,13 @@ impl Worker {
         {
             return;
         }
-        let Some(name) = self.queue.pop_back() else {
+        let Some(index) = self.newest_due() else {
             return;
         };
+        let Some(name) = self.queue.remove(index) else {
+            return;
+        };
+        self.plain_since.remove(&name);
         let cancel = Arc::new(AtomicBool::new(false));
         let task = Task {
             name: name.clone(),
@@ -389,6 +445,50 @@ impl Worker {
         if compressor.tasks.send(task).is_ok() {
             self.in_flight = Some(Task { name, cancel });
         }
+    }
+
+    /// How much longer `name` must stay plain (zero once it may be compressed). A file whose
+    /// start lies ahead of the clock (the clock was set back) counts as starting now.
+    fn plain_for(&self, name: &str, now: SystemTime) -> Duration {
+        let delay = self.config.compress_after;
+        match self.plain_since.get(name) {
+            Some(since) => delay.saturating_sub(now.duration_since(*since).unwrap_or_default()),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// The index in the queue of the newest file that may be compressed now.
+    fn newest_due(&self) -> Option<usize> {
+        if self.plain_since.is_empty() {
+            return self.queue.len().checked_sub(1);
+        }
+        let now = self.config.clock.now();
+        self.queue
+            .iter()
+            .rposition(|name| self.plain_for(name, now).is_zero())
+    }
+
+    /// When the next file still within `compress_after` may be compressed, on the monotonic
+    /// clock (`None` if none waits, at shutdown, or beyond what an `Instant` can hold). The
+    /// loop then reads the sink's clock again: a wake-up too early just waits again.
+    fn next_due(&mut self) -> Option<Instant> {
+        if self.plain_since.is_empty() || self.finishing.is_some() || self.compressor.is_none() {
+            return None;
+        }
+        let now = self.config.clock.now();
+        // The clock went back past a file's start: its wait restarts now, not later.
+        for since in self.plain_since.values_mut() {
+            if *since > now {
+                *since = now;
+            }
+        }
+        let wait = self
+            .queue
+            .iter()
+            .map(|name| self.plain_for(name, now))
+            .filter(|wait| !wait.is_zero())
+            .min()?;
+        Instant::now().checked_add(wait)
     }
 
     /// The compressor's answer for `name`.
@@ -459,8 +559,16 @@ impl Worker {
         self.apply_retention();
     }
 
+    /// Files whose compression is due (waiting or in progress); those still within
+    /// `compress_after` are not behind, and do not count.
     fn publish_backlog(&self) {
-        let waiting = self.queue.len() + usize::from(self.in_flight.is_some());
+        let now = self.config.clock.now();
+        let due = self
+            .queue
+            .iter()
+            .filter(|name| self.plain_for(name, now).is_zero())
+            .count();
+        let waiting = due + usize::from(self.in_flight.is_some());
         self.config
             .shared
             .compress_backlog
@@ -496,6 +604,17 @@ impl Worker {
                     self.left_plain.insert(log_name);
                 }
                 (true, false) if self.compressor.is_some() => {
+                    if !self.config.compress_after.is_zero() {
+                        // Its age: from its last write (see the module docs), at most now.
+                        let modified = forms
+                            .iter()
+                            .filter(|e| e.rotated.kind == Kind::Log)
+                            .map(|e| e.modified)
+                            .max();
+                        let now = self.config.clock.now();
+                        let since = modified.map_or(now, |modified| modified.min(now));
+                        self.plain_since.insert(log_name.clone(), since);
+                    }
                     self.recovered.insert(log_name.clone());
                     self.queue.push_back(log_name);
                 }
@@ -575,6 +694,7 @@ impl Worker {
             if self.in_flight.as_ref().is_none_or(|t| t.name != name) {
                 self.events_in.remove(&name);
             }
+            self.plain_since.remove(&name);
             let gz = self.remove(&format!("{name}.gz"));
             let log = self.remove(&name);
             if gz || log {

@@ -139,8 +139,8 @@ impl Inbox {
 /// Reads one byte of every cache line of each record's buffer, all before the first record is
 /// formatted. The buffers were just written on the callers' cores, so each first touch misses
 /// the writer's cache: issued together, these independent loads wait for memory in parallel,
-/// where formatting one record after the other would wait for each line in turn (perf showed
-/// the writer stalled on exactly these loads). `black_box` keeps the loads from being
+/// where formatting one record after the other would wait for each line in turn, stalling the
+/// writer on every record's first load. `black_box` keeps the loads from being
 /// optimized away.
 fn warm(batch: &[Record]) {
     let mut sum = 0u8;

@@ -206,8 +206,8 @@ impl PoolTaker {
                         // The emptied one goes back rather than being freed here: it was
                         // allocated on the writer's thread, and freeing it on this one goes
                         // through the writer's malloc arena (its lock, allocator metadata last
-                        // touched on the writer's core): measured as most of `take`'s time on
-                        // the first event after a sleep. Full: freed after all.
+                        // touched on the writer's core), slow on the first event after a
+                        // sleep, when all of it is cold. Full: freed after all.
                         let _ = self.empties.try_send(empty);
                     }
                     // More buffers are in flight than ever before: grow the population by a

@@ -51,7 +51,7 @@ impl Sender {
     /// Whether the sink still takes records. After shutdown began it does not, and the record
     /// the caller was about to make is counted as dropped here: it never reaches the channel.
     /// One that raced past this check is still accepted by the writer, which counts it as
-    /// dropped (see `writer::Writer::closed`).
+    /// dropped (see `writer::Writer::count_late_events`).
     #[inline]
     pub(crate) fn accepting(&self) -> bool {
         // Acquire pairs with the guard's store.
@@ -139,19 +139,16 @@ impl Sender {
 ///
 /// The caller sleeps in short, growing steps instead of blocking in the channel's `send`: a
 /// sender blocked there registers with the channel, and then every receive by the writer has
-/// to wake it, a system call per event on the thread whose time is the sink's throughput
-/// (perf showed the writer's wake-ups, in the kernel, at about 7% of its time). A caller that
-/// waits here is waiting for the writer anyway; the writer always drains (see `guard.rs`), so
-/// room comes.
+/// to wake it, a system call per event on the thread whose time is the sink's throughput. A
+/// caller that waits here is waiting for the writer anyway; the writer always drains (see
+/// `guard.rs`), so room comes.
 ///
 /// It tries again only once the writer has emptied a quarter of the queue (or after
 /// [`PATIENT_NAPS`] naps, so that no caller waits on others forever). Trying at every free
 /// slot kept all callers at the queue's very edge, where a send spins (in crossbeam) until the
 /// writer finishes taking the slot it wants; when the writer was preempted there, callers spun
-/// for whole time slices. With gzip on (CPUs oversubscribed) perf put a sixth of all CPU time
-/// in `try_send`, most of it in that spin; waiting for a quarter of the queue brought
-/// `try_send` under 4% and cut the CPU of a compressed benchmark run by 13 to 24% (two A/Bs
-/// of 5 and 7 alternating runs).
+/// for whole time slices, which matters most when the CPUs are oversubscribed (gzip on).
+/// Waiting for a quarter of the queue keeps callers away from that edge, so they rarely spin.
 #[cold]
 fn wait_for_room(
     tx: &crossbeam_channel::Sender<Record>,

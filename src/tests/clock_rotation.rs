@@ -21,9 +21,9 @@ use crate::caller::clock::{Clock, MockClock};
 use crate::handoff::record::{Marker, Reply};
 use crate::{Builder, Compression, LogSink, Period, SinkGuard, Stats};
 
-const SECOND: Duration = Duration::from_secs(1);
+pub(super) const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
-const HOUR: Duration = Duration::from_secs(3_600);
+pub(super) const HOUR: Duration = Duration::from_secs(3_600);
 const DAY: Duration = Duration::from_secs(86_400);
 
 // ---------------------------------------------------------------------------------------------
@@ -41,7 +41,7 @@ fn utc(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Syste
 }
 
 /// 2026-11-24 at `hour:minute:second` UTC.
-fn nov24(hour: u8, minute: u8, second: u8) -> SystemTime {
+pub(super) fn nov24(hour: u8, minute: u8, second: u8) -> SystemTime {
     utc(2026, 11, 24, hour, minute, second)
 }
 
@@ -54,7 +54,7 @@ fn date_time(t: SystemTime) -> OffsetDateTime {
 }
 
 /// `YYYYMMDDTHHMMSSZ`: the stamp a rotated file opened at `t` carries.
-fn stamp(t: SystemTime) -> String {
+pub(super) fn stamp(t: SystemTime) -> String {
     let dt = date_time(t);
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
@@ -108,7 +108,7 @@ fn period_start(t: SystemTime, len: Duration, offset_secs: i64) -> i64 {
 // Running a sink and reading its folder back.
 
 /// A builder for `<dir>/app.log` without compression (tests that need gzip set it again).
-fn builder(dir: &Path) -> Builder {
+pub(super) fn builder(dir: &Path) -> Builder {
     LogSink::builder()
         .directory(dir)
         .file_name("app")
@@ -117,7 +117,11 @@ fn builder(dir: &Path) -> Builder {
 
 /// Builds the sink on `clock`, runs `body` with its layer installed as the default subscriber,
 /// shuts it down and returns the final statistics.
-fn run_sink(builder: Builder, clock: &Arc<MockClock>, body: impl FnOnce(&SinkGuard)) -> Stats {
+pub(super) fn run_sink(
+    builder: Builder,
+    clock: &Arc<MockClock>,
+    body: impl FnOnce(&SinkGuard),
+) -> Stats {
     let (layer, guard) = builder
         .build_with_clock(Clock::Mock(clock.clone()))
         .unwrap();
@@ -130,13 +134,13 @@ fn run_sink(builder: Builder, clock: &Arc<MockClock>, body: impl FnOnce(&SinkGua
 
 /// The one call site for ordinary events: every line has the same shape, and only its
 /// timestamp and `seq` differ.
-fn emit(seq: u64) {
+pub(super) fn emit(seq: u64) {
     tracing::info!(seq, "e");
 }
 
 /// Waits until the writer has handled everything sent so far, then moves the clock to `t`
 /// and emits event `seq` there.
-fn log_at(guard: &SinkGuard, clock: &MockClock, t: SystemTime, seq: u64) {
+pub(super) fn log_at(guard: &SinkGuard, clock: &MockClock, t: SystemTime, seq: u64) {
     guard.flush_blocking().unwrap();
     clock.set(t);
     emit(seq);
@@ -144,13 +148,13 @@ fn log_at(guard: &SinkGuard, clock: &MockClock, t: SystemTime, seq: u64) {
 
 /// One of the sink's files, read back and parsed line by line.
 #[derive(Debug)]
-struct LogFile {
-    name: String,
+pub(super) struct LogFile {
+    pub(super) name: String,
     lines: Vec<Value>,
 }
 
 impl LogFile {
-    fn seqs(&self) -> Vec<u64> {
+    pub(super) fn seqs(&self) -> Vec<u64> {
         self.lines
             .iter()
             .map(|v| v["fields"]["seq"].as_u64().expect("every event has a seq"))
@@ -199,7 +203,7 @@ fn is_rotated_name(name: &str) -> bool {
 }
 
 /// Reads a file, decompressing it if its name ends in `.gz`.
-fn read_maybe_gz(path: &Path) -> String {
+pub(super) fn read_maybe_gz(path: &Path) -> String {
     let mut text = String::new();
     if path.extension().is_some_and(|e| e == "gz") {
         flate2::read::MultiGzDecoder::new(File::open(path).unwrap())
@@ -213,7 +217,7 @@ fn read_maybe_gz(path: &Path) -> String {
 
 /// The rotated files and the active `app.log` (if present) in name order, every line parsed.
 /// Anything else in the folder is ignored; a leftover `.gz.tmp` fails the test.
-fn read_logs(dir: &Path) -> Vec<LogFile> {
+pub(super) fn read_logs(dir: &Path) -> Vec<LogFile> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -262,7 +266,7 @@ fn expected(files: &[(String, Vec<SystemTime>)]) -> Vec<(String, Vec<String>)> {
 }
 
 /// `app.<stamp of t>.<seq>.log`.
-fn rotated(t: SystemTime, seq: u32) -> String {
+pub(super) fn rotated(t: SystemTime, seq: u32) -> String {
     format!("app.{}.{seq:06}.log", stamp(t))
 }
 

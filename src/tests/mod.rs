@@ -1,2 +1,3 @@
 mod clock_rotation;
+mod compress_after;
 mod failures;

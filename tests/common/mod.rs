@@ -1,11 +1,18 @@
-//! Helpers shared by the integration tests: reading a sink's file back, parsing its lines, and
-//! checking the timestamp format. Each test binary uses a different subset.
+//! Helpers shared by the integration tests: reading a sink's file back, parsing its lines,
+//! counting its events, checking the timestamp format, waiting with a deadline, and (in the
+//! submodules) child processes and rotated folders. Each test binary uses a different subset;
+//! each helper has one copy, here.
 #![allow(dead_code)]
 
+pub mod child;
+pub mod rotation_util;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -14,6 +21,61 @@ pub const FILE_NAME: &str = "app";
 
 /// A deadline used only to turn a hang into a test failure (never for timing logic).
 pub const HANG_GUARD: Duration = Duration::from_secs(30);
+
+/// A flush interval that never fires during a test: only a full buffer, a rotation, a flush
+/// or a shutdown puts lines in the file.
+pub const HOUR: Duration = Duration::from_secs(3600);
+
+/// A builder for `<dir>/app.log` (see [`FILE_NAME`]) whose flush timer never fires
+/// ([`HOUR`]).
+pub fn builder(dir: &Path) -> logsink::Builder {
+    logsink::LogSink::builder()
+        .directory(dir)
+        .file_name(FILE_NAME)
+        .flush_interval(HOUR)
+        // A loaded CI machine can take longer than the default to write a large test's events;
+        // the hang guard still catches a shutdown that never ends.
+        .shutdown_timeout(HANG_GUARD)
+}
+
+/// The sink of [`builder`].
+pub fn sink(dir: &Path) -> (logsink::SinkLayer, logsink::SinkGuard) {
+    builder(dir).build().expect("building the sink")
+}
+
+/// A dispatcher with only the sink's layer, for `tracing::dispatcher::with_default`.
+pub fn dispatch(layer: logsink::SinkLayer) -> tracing::Dispatch {
+    use tracing_subscriber::layer::SubscriberExt;
+    tracing::Dispatch::new(tracing_subscriber::registry().with(layer))
+}
+
+/// Logs one event `{seq}` (message `event`) for each of `seqs` through `dispatch`.
+pub fn log_seqs(dispatch: &tracing::Dispatch, seqs: Range<u64>) {
+    tracing::dispatcher::with_default(dispatch, || emit_seqs(seqs));
+}
+
+/// Logs one event `{seq}` (message `event`) for each of `seqs` to the current default
+/// subscriber.
+pub fn emit_seqs(seqs: Range<u64>) {
+    for seq in seqs {
+        tracing::info!(seq, "event");
+    }
+}
+
+/// Writes its text as is, for `Debug` and `Display` alike (no `Debug` quoting or escaping).
+pub struct Raw<'a>(pub &'a str);
+
+impl std::fmt::Debug for Raw<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
 
 /// The active log file of a sink built with [`FILE_NAME`] in `dir`.
 pub fn log_path(dir: &Path) -> PathBuf {
@@ -28,34 +90,33 @@ pub fn read_text(path: &Path) -> String {
         .unwrap_or_else(|e| panic!("{} is not valid UTF-8: {e}", path.display()))
 }
 
-/// Splits the file into lines, checking that the file is empty or ends with `'\n'`, and that no
-/// line is blank. Returns the lines without their terminators.
+/// Splits the file into lines: see [`split_lines`].
 pub fn read_lines(path: &Path) -> Vec<String> {
-    let text = read_text(path);
+    split_lines(read_text(path).as_bytes(), &path.display().to_string())
+}
+
+/// Splits `bytes` (the content of `what`) into lines, checking that it is UTF-8, empty or
+/// ending with `'\n'`, and that no line is blank or ends with `'\r'`. Returns the lines
+/// without their terminators.
+pub fn split_lines(bytes: &[u8], what: &str) -> Vec<String> {
+    let text = std::str::from_utf8(bytes).unwrap_or_else(|e| panic!("{what}: not UTF-8: {e}"));
     if text.is_empty() {
         return Vec::new();
     }
     assert!(
         text.ends_with('\n'),
-        "{} does not end with a newline; last 200 bytes: {:?}",
-        path.display(),
-        tail(&text, 200)
+        "{what} does not end with a newline; last 200 bytes: {:?}",
+        tail(text, 200)
     );
     let lines: Vec<String> = text[..text.len() - 1]
         .split('\n')
         .map(str::to_owned)
         .collect();
     for (i, line) in lines.iter().enumerate() {
-        assert!(
-            !line.is_empty(),
-            "{}: line {} is blank",
-            path.display(),
-            i + 1
-        );
+        assert!(!line.is_empty(), "{what}: line {} is blank", i + 1);
         assert!(
             !line.ends_with('\r'),
-            "{}: line {} ends with a carriage return",
-            path.display(),
+            "{what}: line {} ends with a carriage return",
             i + 1
         );
     }
@@ -76,10 +137,16 @@ pub fn parse_line(line: &str, what: &str) -> Value {
 
 /// Reads the file and parses every line as a JSON object.
 pub fn read_json_lines(path: &Path) -> Vec<Value> {
-    read_lines(path)
+    json_lines(&read_text(path).into_bytes(), &path.display().to_string())
+}
+
+/// Every line of `bytes` (the content of `what`) parsed as a JSON object: see
+/// [`split_lines`].
+pub fn json_lines(bytes: &[u8], what: &str) -> Vec<Value> {
+    split_lines(bytes, what)
         .iter()
         .enumerate()
-        .map(|(i, line)| parse_line(line, &format!("{} line {}", path.display(), i + 1)))
+        .map(|(i, line)| parse_line(line, &format!("{what} line {}", i + 1)))
         .collect()
 }
 
@@ -89,6 +156,72 @@ pub fn field_u64(line: &Value, name: &str) -> u64 {
         .and_then(|f| f.get(name))
         .and_then(Value::as_u64)
         .unwrap_or_else(|| panic!("line has no u64 field {name:?}: {line}"))
+}
+
+/// `line["fields"][name]` as a string, panicking with the line on failure.
+pub fn field_str<'a>(line: &'a Value, name: &str) -> &'a str {
+    line.get("fields")
+        .and_then(|f| f.get(name))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("line has no string field {name:?}: {line}"))
+}
+
+/// The `seq` field of every line, in order.
+pub fn seqs(lines: &[Value]) -> Vec<u64> {
+    lines.iter().map(|l| field_u64(l, "seq")).collect()
+}
+
+/// Asserts that `seqs` is exactly `expected`, in order, saying what is missing, repeated or
+/// out of place otherwise.
+pub fn assert_seqs(seqs: &[u64], expected: Range<u64>, what: &str) {
+    let want: Vec<u64> = expected.clone().collect();
+    if seqs == want.as_slice() {
+        return;
+    }
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for &s in seqs {
+        *counts.entry(s).or_default() += 1;
+    }
+    let missing: Vec<u64> = expected.filter(|s| !counts.contains_key(s)).collect();
+    let repeated: Vec<u64> = counts
+        .iter()
+        .filter(|(_, &n)| n > 1)
+        .map(|(&s, _)| s)
+        .collect();
+    let foreign: Vec<u64> = counts
+        .keys()
+        .filter(|s| !want.contains(s))
+        .copied()
+        .collect();
+    let first_out_of_place = seqs.iter().zip(&want).position(|(a, b)| a != b);
+    panic!(
+        "{what}: {} events, expected {} (seq {}..{}); {} missing (first: {:?}), \
+         repeated: {:?}, unexpected: {:?}, first out of place at index {first_out_of_place:?}",
+        seqs.len(),
+        want.len(),
+        want.first().copied().unwrap_or(0),
+        want.last().map_or(0, |l| l + 1),
+        missing.len(),
+        &missing[..missing.len().min(20)],
+        &repeated[..repeated.len().min(20)],
+        &foreign[..foreign.len().min(20)],
+    );
+}
+
+/// Polls `done` until it returns `Some`, and returns that; fails after [`HANG_GUARD`] with
+/// `what` (the deadline only turns a hang into a failure).
+pub fn wait_for<T>(what: impl std::fmt::Display, mut done: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + HANG_GUARD;
+    loop {
+        if let Some(value) = done() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still waiting after {HANG_GUARD:?}"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// Checks that `ts` is RFC 3339 UTC with exactly six fractional digits and a trailing `Z`

@@ -1,26 +1,18 @@
 //! Helpers for the rotation, recovery and crash tests: listing a sink's folder, recognising
 //! rotated names, decompressing files (with flate2 or the system `gzip`), and parsing their
 //! lines. Each test binary uses a different subset.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use tracing::Dispatch;
-use tracing_subscriber::layer::SubscriberExt;
 
 /// The file name every test gives the sink.
-pub const BASE: &str = "app";
+pub const BASE: &str = super::FILE_NAME;
 
 /// The active file's name.
 pub const ACTIVE: &str = "app.log";
-
-/// A dispatcher with only the sink's layer, for `tracing::dispatcher::with_default`.
-pub fn dispatch(layer: logsink::SinkLayer) -> Dispatch {
-    Dispatch::new(tracing_subscriber::registry().with(layer))
-}
 
 /// Whether `name` is exactly `^app\.\d{8}T\d{6}Z\.\d{6}<suffix>$` (checked by hand).
 pub fn is_rotated_name(name: &str, suffix: &str) -> bool {
@@ -96,30 +88,24 @@ pub fn gunzip_flate2(path: &Path) -> Vec<u8> {
 
 /// Runs the system's `gzip -t` on `path` and panics unless it says the file is intact.
 pub fn gzip_test(path: &Path) {
-    let out = Command::new("gzip")
-        .arg("-t")
-        .arg(path)
-        .output()
-        .expect("running the system gzip (is it installed?)");
-    assert!(
-        out.status.success(),
-        "gzip -t {}: {} {}",
-        path.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    system_gzip("-t", path);
 }
 
 /// The decompressed content of a `.gz` file with the system's `gzip -dc`.
 pub fn gunzip_system(path: &Path) -> Vec<u8> {
+    system_gzip("-dc", path)
+}
+
+/// The system's `gzip` with `flag` on `path`: its stdout, or a panic with its stderr.
+fn system_gzip(flag: &str, path: &Path) -> Vec<u8> {
     let out = Command::new("gzip")
-        .arg("-dc")
+        .arg(flag)
         .arg(path)
         .output()
         .expect("running the system gzip (is it installed?)");
     assert!(
         out.status.success(),
-        "gzip -dc {}: {} {}",
+        "gzip {flag} {}: {} {}",
         path.display(),
         out.status,
         String::from_utf8_lossy(&out.stderr)
@@ -149,67 +135,6 @@ pub fn gzip_bytes(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-/// Splits `bytes` into lines, checking the text is UTF-8, empty or newline-terminated, and
-/// without blank lines.
-pub fn split_lines(bytes: &[u8], what: &str) -> Vec<String> {
-    let text = std::str::from_utf8(bytes)
-        .unwrap_or_else(|e| panic!("{what}: not UTF-8: {e}"))
-        .to_owned();
-    if text.is_empty() {
-        return Vec::new();
-    }
-    assert!(
-        text.ends_with('\n'),
-        "{what}: does not end with a newline: ...{:?}",
-        &text[text.len().saturating_sub(200)..]
-    );
-    let lines: Vec<String> = text[..text.len() - 1]
-        .split('\n')
-        .map(str::to_owned)
-        .collect();
-    for (i, line) in lines.iter().enumerate() {
-        assert!(!line.is_empty(), "{what}: line {} is blank", i + 1);
-    }
-    lines
-}
-
-/// Parses a line as a JSON object.
-pub fn parse(line: &str, what: &str) -> Value {
-    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "{what}: not valid JSON ({e}): {}",
-            &line[..line.len().min(500)]
-        )
-    });
-    assert!(v.is_object(), "{what}: not a JSON object: {line}");
-    v
-}
-
-/// Every line of `bytes` parsed as a JSON object.
-pub fn json_lines(bytes: &[u8], what: &str) -> Vec<Value> {
-    split_lines(bytes, what)
-        .iter()
-        .enumerate()
-        .map(|(i, l)| parse(l, &format!("{what} line {}", i + 1)))
-        .collect()
-}
-
-/// `line["fields"][name]` as a u64.
-pub fn field_u64(line: &Value, name: &str) -> u64 {
-    line.get("fields")
-        .and_then(|f| f.get(name))
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("line has no u64 field {name:?}: {line}"))
-}
-
-/// `line["fields"][name]` as a string.
-pub fn field_str<'a>(line: &'a Value, name: &str) -> &'a str {
-    line.get("fields")
-        .and_then(|f| f.get(name))
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("line has no string field {name:?}: {line}"))
-}
-
 /// One file of a sink's folder, read back.
 #[derive(Debug)]
 pub struct FileLines {
@@ -234,7 +159,7 @@ pub fn read_in_order(dir: &Path, suffix: &str, gunzip: Gunzip) -> Vec<FileLines>
                 .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
                 .len();
             let bytes = content(&path, gunzip);
-            let lines = json_lines(&bytes, &name);
+            let lines = super::json_lines(&bytes, &name);
             FileLines {
                 name,
                 disk_size,
@@ -247,10 +172,7 @@ pub fn read_in_order(dir: &Path, suffix: &str, gunzip: Gunzip) -> Vec<FileLines>
 
 /// The `seq` fields of every line of `files`, in order.
 pub fn seqs(files: &[FileLines]) -> Vec<u64> {
-    files
-        .iter()
-        .flat_map(|f| f.lines.iter().map(|l| field_u64(l, "seq")))
-        .collect()
+    files.iter().flat_map(|f| super::seqs(&f.lines)).collect()
 }
 
 /// JSON lines `{"fields":{"message":"old","seq":i}}` for `seqs`, as an earlier run wrote them.
