@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 #[cfg(test)]
 use std::sync::Arc;
 
-/// The folder's hook for injected failures: a test's [`Faults`], or (outside tests) nothing.
+/// The folder's hook for injected failures: a test's `Faults`, or (outside tests) nothing.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Hook {
     #[cfg(test)]
