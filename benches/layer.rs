@@ -1,5 +1,7 @@
 //! Per-event cost on the calling thread: logsink's layer against a no-op layer on the same
-//! registry, for an event with no fields, with 5 fields, and inside 3 nested spans.
+//! registry, for an event with no fields, with 5 fields, and inside 3 nested spans; and a JSON
+//! sink's cost before and after a text sink was built in the process (`text_sink_in_process`:
+//! the same, since sinks keep no process-wide state).
 //!
 //! `cargo bench --bench layer`. The logsink sink writes to a temporary folder; its writer runs
 //! on its own thread, as in production. Events are timed in runs of [`CHUNK`], and the queue is
@@ -132,11 +134,65 @@ fn bench(c: &mut Criterion) {
     guard.shutdown_blocking().unwrap();
 }
 
+/// A JSON sink on its own registry, timed alone, then again once a text sink (on a registry of
+/// its own, with spans of its own) exists in the process: creating spans, recording a field and
+/// logging in them, and a plain event with 5 fields. Runs after [`bench`], so that no text sink
+/// exists before its first half.
+fn text_sink_in_process(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = logsink::LogSink::builder()
+        .directory(dir.path())
+        .queue_capacity(1 << 20)
+        .compression(logsink::Compression::None)
+        .build()
+        .unwrap();
+    let drain = || guard.flush_blocking().unwrap();
+    let json = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let spans_recorded = |i: u64| {
+        let a = tracing::info_span!(
+            "request",
+            id = i,
+            method = "GET",
+            status = tracing::field::Empty
+        );
+        let _a = a.enter();
+        let b = tracing::info_span!("db", table = "items");
+        let _b = b.enter();
+        a.record("status", 200);
+        tracing::info!(rows = 3, "query done");
+    };
+    let mut group = c.benchmark_group("text_sink_in_process");
+    let run = |group: &mut criterion::BenchmarkGroup<'_, _>, when: &str| {
+        tracing::dispatcher::with_default(&json, || {
+            group.bench_function(BenchmarkId::new("json_spans_and_event", when), |b| {
+                b.iter_custom(|iters| timed(iters, &drain, |i| spans_recorded(black_box(i))))
+            });
+            group.bench_function(BenchmarkId::new("json_five_fields", when), |b| {
+                b.iter_custom(|iters| timed(iters, &drain, |i| five_fields(black_box(i))))
+            });
+        });
+    };
+    run(&mut group, "alone");
+    let text_dir = tempfile::tempdir().unwrap();
+    let (text, text_guard) = logsink::LogSink::builder()
+        .directory(text_dir.path())
+        .format(logsink::Format::Text)
+        .build()
+        .unwrap();
+    let text = Dispatch::new(tracing_subscriber::registry().with(text));
+    tracing::dispatcher::with_default(&text, || nested_spans(0));
+    run(&mut group, "text_sink_built");
+    group.finish();
+    drop((json, text));
+    guard.shutdown_blocking().unwrap();
+    text_guard.shutdown_blocking().unwrap();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = bench
+    targets = bench, text_sink_in_process
 }
 criterion_main!(benches);

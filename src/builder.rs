@@ -7,17 +7,20 @@ use std::time::Duration;
 use time::UtcOffset;
 
 use crate::caller::clock::Clock;
-use crate::caller::layer::JsonSpans;
+use crate::caller::layer::LayerOptions;
 use crate::error::ROTATED_SUFFIX_LEN;
+use crate::faults::Hook;
 use crate::files::compress::Compression;
 use crate::files::folder::Folder;
 use crate::files::janitor::Janitor;
 use crate::files::retention::Retention;
 use crate::files::rotation::{Period, Policy};
-use crate::handoff::record;
+use crate::files::startup;
+use crate::handoff::sender::Sender;
+use crate::handoff::{queue, record};
 use crate::stats::Shared;
-use crate::writer::format::{LineFormatter, LineOptions};
-use crate::writer::Writer;
+use crate::writer::format::LineOptions;
+use crate::writer::{Writer, WriterConfig};
 use crate::{Error, Format, SinkGuard, SinkLayer};
 
 /// The most events a queue may hold. The channel allocates its slots up front (about 80 bytes
@@ -110,29 +113,22 @@ pub struct Builder {
     queue_capacity: usize,
     queue_bytes: usize,
     overflow: Overflow,
-    format: Format,
-    /// JSON span keys: tracing-subscriber's `with_current_span` and `with_span_list`.
-    json_spans: JsonSpans,
-    thread_ids: bool,
-    thread_names: bool,
+    /// The layer's options: format, span keys, thread part.
+    pub(crate) layer: LayerOptions,
     /// The writer's options: fields, target, level, location and time.
     line: LineOptions,
     flush_interval: Duration,
-    max_file_size: Option<u64>,
-    rotate_every: Option<Period>,
-    utc_offset: UtcOffset,
+    /// Rotation: `max_file_size`, `rotate_every` and `utc_offset`.
+    rotation: Policy,
     compression: Compression,
     compress_after: Duration,
-    keep_files: Option<usize>,
-    max_total_size: Option<u64>,
-    max_age: Option<Duration>,
+    /// Retention: `keep_files`, `max_total_size` and `max_age`.
+    retention: Retention,
     file_mode: Option<u32>,
     shutdown_timeout: Duration,
     names_in_utc_offset: bool,
-    #[cfg(feature = "opentelemetry")]
-    pub(crate) opentelemetry_ids: bool,
-    #[cfg(test)]
-    faults: Arc<crate::faults::Faults>,
+    /// Failures injected into the folder's operations (tests only; empty otherwise).
+    hook: Hook,
 }
 
 impl Default for Builder {
@@ -143,30 +139,21 @@ impl Default for Builder {
             queue_capacity: 65_536,
             queue_bytes: 64 * 1024 * 1024,
             overflow: Overflow::Block,
-            format: Format::Json,
-            json_spans: JsonSpans {
-                current: true,
-                list: true,
-            },
-            thread_ids: false,
-            thread_names: false,
+            layer: LayerOptions::default(),
             line: LineOptions::default(),
             flush_interval: Duration::from_millis(200),
-            max_file_size: None,
-            rotate_every: None,
-            utc_offset: UtcOffset::UTC,
+            rotation: Policy {
+                max_file_size: None,
+                period: None,
+                offset: UtcOffset::UTC,
+            },
             compression: Compression::default(),
             compress_after: Duration::ZERO,
-            keep_files: None,
-            max_total_size: None,
-            max_age: None,
+            retention: Retention::default(),
             file_mode: None,
             shutdown_timeout: Duration::from_secs(10),
             names_in_utc_offset: false,
-            #[cfg(feature = "opentelemetry")]
-            opentelemetry_ids: false,
-            #[cfg(test)]
-            faults: Arc::default(),
+            hook: Hook::default(),
         }
     }
 }
@@ -246,7 +233,7 @@ impl Builder {
 
     /// How each event is written: [`Format::Json`] (the default) or [`Format::Text`].
     pub fn format(mut self, format: Format) -> Self {
-        self.format = format;
+        self.layer.format = format;
         self
     }
 
@@ -263,7 +250,7 @@ impl Builder {
     /// span) with its fields, as tracing-subscriber's `with_current_span` does. Default: `true`.
     /// [`Format::Text`] ignores it, as tracing-subscriber's text format has no such option.
     pub fn with_current_span(mut self, enabled: bool) -> Self {
-        self.json_spans.current = enabled;
+        self.layer.json_spans.current = enabled;
         self
     }
 
@@ -271,7 +258,7 @@ impl Builder {
     /// tracing-subscriber's `with_span_list` does. Default: `true`. [`Format::Text`] ignores
     /// it.
     pub fn with_span_list(mut self, enabled: bool) -> Self {
-        self.json_spans.list = enabled;
+        self.layer.json_spans.list = enabled;
         self
     }
 
@@ -293,7 +280,7 @@ impl Builder {
     /// `with_thread_ids` does: `"threadId":"ThreadId(7)"` in JSON, `ThreadId(07)` in text.
     /// Default: `false`. The id is taken once per thread, not per event.
     pub fn with_thread_ids(mut self, enabled: bool) -> Self {
-        self.thread_ids = enabled;
+        self.layer.thread_ids = enabled;
         self
     }
 
@@ -302,7 +289,7 @@ impl Builder {
     /// A thread without a name shows its id instead, unless
     /// [`with_thread_ids`](Builder::with_thread_ids) already writes it. Default: `false`.
     pub fn with_thread_names(mut self, enabled: bool) -> Self {
-        self.thread_names = enabled;
+        self.layer.thread_names = enabled;
         self
     }
 
@@ -352,7 +339,7 @@ impl Builder {
     ///
     /// Combines with [`rotate_every`](Builder::rotate_every): whichever comes first.
     pub fn max_file_size(mut self, bytes: u64) -> Self {
-        self.max_file_size = Some(bytes);
+        self.rotation.max_file_size = Some(bytes);
         self
     }
 
@@ -360,7 +347,7 @@ impl Builder {
     /// measured on the wall clock. A program started after a boundary rotates a stale active
     /// file at start-up. Default: no time rotation.
     pub fn rotate_every(mut self, period: Period) -> Self {
-        self.rotate_every = Some(period);
+        self.rotation.period = Some(period);
         self
     }
 
@@ -369,7 +356,7 @@ impl Builder {
     /// follow daylight-saving changes. Default: UTC. Rotated file names are always UTC; the
     /// timestamps in the lines follow [`timestamp_offset`](Builder::timestamp_offset).
     pub fn utc_offset(mut self, offset: UtcOffset) -> Self {
-        self.utc_offset = offset;
+        self.rotation.offset = offset;
         self
     }
 
@@ -423,21 +410,21 @@ impl Builder {
     /// Keep at most `count` rotated files (compressed or not), deleting the oldest. The
     /// active file is not counted. Default: unlimited. `build()` refuses 0.
     pub fn keep_files(mut self, count: usize) -> Self {
-        self.keep_files = Some(count);
+        self.retention.keep_files = Some(count);
         self
     }
 
     /// Keep rotated files (compressed or not) totalling at most `bytes`, deleting the oldest.
     /// The active file is not counted. Default: unlimited. `build()` refuses 0.
     pub fn max_total_size(mut self, bytes: u64) -> Self {
-        self.max_total_size = Some(bytes);
+        self.retention.max_total_size = Some(bytes);
         self
     }
 
     /// Delete rotated files last written more than `age` ago. Default: unlimited. `build()`
     /// refuses a zero duration.
     pub fn max_age(mut self, age: Duration) -> Self {
-        self.max_age = Some(age);
+        self.retention.max_age = Some(age);
         self
     }
 
@@ -459,7 +446,7 @@ impl Builder {
     /// Makes the sink's file operations fail on command (tests only).
     #[cfg(test)]
     pub(crate) fn faults(mut self, faults: Arc<crate::faults::Faults>) -> Self {
-        self.faults = faults;
+        self.hook = Hook::new(faults);
         self
     }
 
@@ -477,104 +464,73 @@ impl Builder {
         self.build_with_clock(Clock::system())
     }
 
-    /// [`build`](Builder::build) with a chosen clock (tests pass a mock).
+    /// [`build`](Builder::build) with a chosen clock (tests pass a mock): wires the parts
+    /// together, each made by its own module, in the order that start-up needs.
     pub(crate) fn build_with_clock(self, clock: Clock) -> Result<(SinkLayer, SinkGuard), Error> {
         self.validate()?;
-        // What rotated names add to the file name: `.<stamp>.<seq>.log.gz.tmp`, with a stamp of
-        // 16 bytes in UTC (`Z`) or 20 with an offset (`+0200`); `.zst.tmp` is one byte more.
-        let suffix = ROTATED_SUFFIX_LEN
-            + if self.names_in_utc_offset { 4 } else { 0 }
-            + crate::files::compress::Codec::of(self.compression)
-                .map_or(0, |codec| codec.suffix().len() - ".gz".len());
         // The lock comes first: until it is held, nothing in the folder is touched.
-        #[allow(unused_mut)] // faults are set in tests only
-        let mut folder = Folder::open(&self.directory, self.base_name(), suffix)?;
-        #[cfg(test)]
-        {
-            folder.faults = self.faults.clone();
-        }
-        let folder = Arc::new(folder);
+        let folder = Arc::new(Folder::open(
+            &self.directory,
+            self.base_name(),
+            self.rotated_suffix_len(),
+            self.hook.clone(),
+        )?);
         let shared = Arc::new(Shared::default());
-        let policy = Policy {
-            max_file_size: self.max_file_size,
-            period: self.rotate_every,
-            offset: self.utc_offset,
-        };
-        let (active, preamble) = crate::files::startup::open_active(
+        let (active, preamble) = startup::open_active(
             folder.clone(),
-            policy,
-            self.names_in_utc_offset.then_some(self.utc_offset),
+            self.rotation,
+            self.names_in_utc_offset.then_some(self.rotation.offset),
             self.file_mode,
             clock.now(),
             &shared,
         )?;
-
         // The janitor starts before the writer can rotate anything, and recovers the folder
         // (including a stale file just rotated) before it takes new work.
-        let janitor = Janitor {
+        let janitor = Janitor::spawn(
             folder,
-            compression: self.compression,
-            compress_after: self.compress_after,
-            retention: Retention {
-                keep_files: self.keep_files,
-                max_total_size: self.max_total_size,
-                max_age: self.max_age,
-            },
-            clock: clock.clone(),
-            shared: shared.clone(),
-        }
-        .spawn()?;
-
-        let (tx, control, inbox, queue_len) = crate::handoff::queue::queue(self.queue_capacity);
+            self.compression,
+            self.compress_after,
+            self.retention,
+            clock.clone(),
+            shared.clone(),
+        )?;
+        let (tx, control, inbox, queue_len) = queue::queue(self.queue_capacity);
         // Room for as many buffers as can be in flight, so that steady state never allocates.
         let (giver, taker) = record::pool(self.queue_capacity + POOL_SLACK);
-        let writer = Writer::new(
-            giver,
-            shared.clone(),
-            active,
-            janitor,
-            clock.clone(),
-            self.flush_interval,
-            self.shutdown_timeout,
-            LineFormatter::new(self.format, self.line),
-            preamble,
-        );
-        let writer = std::thread::Builder::new()
-            .name("logsink-writer".to_owned())
-            .spawn(move || writer.run_guarded(inbox))
-            .map_err(|source| Error::SpawnThread {
-                source: Arc::new(source),
-            })?
-            .thread()
-            .clone();
-
-        if self.format == Format::Text {
-            crate::caller::encode::TEXT_SPANS.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        let layer = SinkLayer {
-            tx,
-            pool: taker,
+        let writer = Writer::new(WriterConfig {
+            pool: giver,
             shared: shared.clone(),
-            overflow: self.overflow,
-            clock,
-            writer: writer.clone(),
-            id: crate::caller::layer::next_layer_id(),
-            queue_bytes: self.queue_bytes,
-            format: self.format,
-            json_spans: self.json_spans,
-            thread_part: self.thread_names || self.thread_ids,
-            thread_names: self.thread_names,
-            thread_ids: self.thread_ids,
-            thread_name_width: Default::default(),
-            #[cfg(feature = "opentelemetry")]
-            otel: crate::caller::otel::Lookup::new(
-                self.opentelemetry_ids && self.format == Format::Json,
-            ),
-        };
+            active,
+            preamble,
+            janitor,
+            clock: clock.clone(),
+            flush_interval: self.flush_interval,
+            shutdown_timeout: self.shutdown_timeout,
+            format: self.layer.format,
+            line: self.line,
+        })
+        .spawn(inbox)?;
+        let sender = Sender::new(
+            tx,
+            taker,
+            shared.clone(),
+            self.overflow,
+            self.queue_bytes,
+            writer.clone(),
+        );
         Ok((
-            layer,
+            SinkLayer::new(sender, clock, self.layer),
             SinkGuard::new(control, queue_len, shared, writer, self.shutdown_timeout),
         ))
+    }
+
+    /// What rotated names add to the file name: `.<stamp>.<seq>.log.gz.tmp`, with a stamp of 16
+    /// bytes in UTC (`Z`) or 20 with an offset (`+0200`).
+    fn rotated_suffix_len(&self) -> usize {
+        ROTATED_SUFFIX_LEN
+            + if self.names_in_utc_offset { 4 } else { 0 }
+            + crate::files::compress::Codec::of(self.compression)
+                .map_or(0, |codec| codec.suffix().len() - ".gz".len())
     }
 
     /// The sink's base name: [`file_name`](Builder::file_name) without a trailing `.log`.
@@ -624,7 +580,7 @@ impl Builder {
                 "must not start with '.' (hidden files, and the form of the sink's lock file)",
             ));
         }
-        if self.max_total_size == Some(0) {
+        if self.retention.max_total_size == Some(0) {
             return Err(Error::invalid(
                 "max_total_size",
                 0,
@@ -637,14 +593,14 @@ impl Builder {
         if self.queue_bytes == 0 {
             return Err(Error::invalid("queue_bytes", 0, "must be at least 1"));
         }
-        if self.max_file_size == Some(0) {
+        if self.rotation.max_file_size == Some(0) {
             return Err(Error::invalid(
                 "max_file_size",
                 0,
                 "must be at least 1 byte",
             ));
         }
-        if self.keep_files == Some(0) {
+        if self.retention.keep_files == Some(0) {
             return Err(Error::invalid(
                 "keep_files",
                 0,
@@ -670,7 +626,7 @@ impl Builder {
                 "must be longer than zero",
             ));
         }
-        if self.max_age == Some(Duration::ZERO) {
+        if self.retention.max_age == Some(Duration::ZERO) {
             return Err(Error::invalid(
                 "max_age",
                 Duration::ZERO,

@@ -2,11 +2,75 @@
 //! way a full disk, a read-only folder or a broken device make them fail, so that the
 //! recovery paths run deterministically on any machine (CI runs as root, where permissions
 //! do not fail, and cannot mount a small filesystem).
+//!
+//! The one place they act is the [`Folder`](crate::files::folder::Folder), through its
+//! [`Hook`]: outside tests a hook is empty and every check is `Ok`, compiled away.
 
 use std::io;
+#[cfg(test)]
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+#[cfg(test)]
+use std::sync::Arc;
+
+/// The folder's hook for injected failures: a test's `Faults`, or (outside tests) nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hook {
+    #[cfg(test)]
+    faults: Arc<Faults>,
+}
+
+impl Hook {
+    /// A hook that acts on `faults`' switches.
+    #[cfg(test)]
+    pub(crate) fn new(faults: Arc<Faults>) -> Hook {
+        Hook { faults }
+    }
+
+    /// Before each write to the active file.
+    #[inline(always)]
+    pub(crate) fn write(&self) -> io::Result<()> {
+        #[cfg(test)]
+        self.faults.write()?;
+        Ok(())
+    }
+
+    /// Where a write of `len` bytes is cut short, if it is, and the error it then fails with.
+    #[inline(always)]
+    pub(crate) fn cut(&self, _len: usize) -> Option<(usize, io::Error)> {
+        #[cfg(test)]
+        return self.faults.cut(_len).map(|at| (at, Faults::cut_error()));
+        #[cfg(not(test))]
+        None
+    }
+
+    /// Before each rename.
+    #[inline(always)]
+    pub(crate) fn rename(&self) -> io::Result<()> {
+        #[cfg(test)]
+        self.faults.rename()?;
+        Ok(())
+    }
+
+    /// Before a rotated file is opened to be compressed.
+    #[inline(always)]
+    pub(crate) fn compress(&self) -> io::Result<()> {
+        #[cfg(test)]
+        self.faults.compress()?;
+        Ok(())
+    }
+
+    /// A test's limit on what the writer keeps in memory while writes fail.
+    #[inline(always)]
+    pub(crate) fn max_pending(&self) -> Option<usize> {
+        #[cfg(test)]
+        return Some(self.faults.max_pending.load(Relaxed)).filter(|&n| n > 0);
+        #[cfg(not(test))]
+        None
+    }
+}
 
 /// Which operations fail while their switch is on.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub(crate) struct Faults {
     /// Writes to the active file fail with ENOSPC ("no space left on device").
@@ -30,10 +94,14 @@ pub(crate) struct Faults {
     pub(crate) cut_next_write: AtomicUsize,
 }
 
+#[cfg(test)]
 const ENOSPC: i32 = 28;
+#[cfg(test)]
 const EACCES: i32 = 13;
+#[cfg(test)]
 const EIO: i32 = 5;
 
+#[cfg(test)]
 impl Faults {
     fn check(switch: &AtomicBool, errno: i32) -> io::Result<()> {
         if switch.load(Relaxed) {

@@ -109,7 +109,11 @@ mod files;
 mod handoff;
 mod writer;
 
-#[cfg(test)]
+// Helpers that several stages use: time and calendar, JSON values, text escaping.
+mod calendar;
+mod json;
+mod text_escape;
+
 mod faults;
 #[cfg(test)]
 mod tests;

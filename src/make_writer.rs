@@ -9,11 +9,10 @@
 //!
 //! The caller's end of the queue (sender, buffer pool, counters, overflow policy, clock) is a
 //! [`SinkLayer`]'s: a `SinkWriter` holds one, never installed in a subscriber, and hands its
-//! records to [`SinkLayer::send`].
+//! records to its `Sender` (`handoff::sender`).
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::Ordering::Acquire;
 use std::sync::Arc;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -169,7 +168,7 @@ impl Clone for SinkWriter {
 impl fmt::Debug for SinkWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SinkWriter")
-            .field("overflow", &self.sink.overflow)
+            .field("overflow", &self.sink.sender.overflow())
             .field("pending_line_bytes", &self.line.buf.len())
             .finish_non_exhaustive()
     }
@@ -273,7 +272,7 @@ impl Pending {
         }
         if self.buf.is_empty() {
             if self.buf.capacity() == 0 {
-                self.buf = sink.pool.take();
+                self.buf = sink.sender.buffer();
             }
             self.time = sink.clock.stamp();
         }
@@ -286,17 +285,16 @@ impl Pending {
         if self.buf.is_empty() {
             return;
         }
-        // As the layer checks before each event (see `SinkLayer::on_event`); a record that
-        // races past this check is counted by the writer.
-        if sink.shared.closed.load(Acquire) {
-            sink.shared.dropped(1);
+        // As the layer checks before each event (see `Sender::accepting`).
+        if !sink.sender.accepting() {
             self.buf.clear();
             return;
         }
         if self.buf.last() != Some(&b'\n') {
             self.buf.push(b'\n');
         }
-        sink.send(Record::raw(std::mem::take(&mut self.buf), self.time));
+        sink.sender
+            .send(Record::raw(std::mem::take(&mut self.buf), self.time));
     }
 }
 

@@ -1,6 +1,6 @@
 //! Counters shared by the layer, the writer and the guard, and their public snapshot.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -96,9 +96,8 @@ pub(crate) struct Shared {
     /// instead of sending them. Read on every event; written once, so the cache line stays
     /// shared and the load stays cheap.
     pub(crate) closed: CacheLine<AtomicBool>,
-    /// Bytes of large records in the queue (see `record::LARGE_EVENT`). Touched only by large
-    /// events, on a line of its own.
-    pub(crate) large_bytes: CacheLine<AtomicUsize>,
+    /// Bytes of large records in the queue.
+    pub(crate) large_bytes: crate::handoff::record::LargeBytes,
     pub(crate) events_written: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
     /// Events the writer has taken from the queue and holds unwritten (published by the
@@ -178,14 +177,6 @@ impl Shared {
     /// Events written to a file that someone else removed.
     pub(crate) fn lost(&self, n: u64) {
         self.events_lost.fetch_add(n, Relaxed);
-    }
-
-    /// Gives back a record's share of the queue's byte budget once it left the queue (or never
-    /// entered it): only records over `record::LARGE_EVENT` took one.
-    pub(crate) fn release_large(&self, size: usize) {
-        if size > crate::handoff::record::LARGE_EVENT {
-            self.large_bytes.fetch_sub(size, Relaxed);
-        }
     }
 
     /// An event refused by a full queue.

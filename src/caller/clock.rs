@@ -23,6 +23,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
+use crate::calendar::{from_nanos, to_nanos};
+
 #[cfg(test)]
 use std::sync::{Arc, Mutex};
 
@@ -204,27 +206,6 @@ fn read_anchor(counter: &quanta::Clock) -> Anchor {
         }
     }
     best.expect("at least one try").1
-}
-
-/// Signed nanoseconds from the epoch (i128: every `SystemTime` fits).
-fn to_nanos(time: SystemTime) -> i128 {
-    match time.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(after) => after.as_nanos() as i128,
-        Err(before) => -(before.duration().as_nanos() as i128),
-    }
-}
-
-/// The inverse of [`to_nanos`] (the epoch for a time centuries away that `SystemTime` cannot
-/// hold: none comes from a working clock).
-fn from_nanos(nanos: i128) -> SystemTime {
-    let magnitude = u64::try_from(nanos.unsigned_abs()).unwrap_or(u64::MAX);
-    let magnitude = Duration::from_nanos(magnitude);
-    let time = if nanos >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(magnitude)
-    } else {
-        SystemTime::UNIX_EPOCH.checked_sub(magnitude)
-    };
-    time.unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// A clock that only moves when a test moves it.

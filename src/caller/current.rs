@@ -10,8 +10,8 @@
 //! It mirrors the registry's own stack: a span entered again while already on the stack is a
 //! duplicate that does not become current; exiting removes the latest entry of that span. The
 //! bytes are filled on the first event after entering (entering costs no lookup, which matters
-//! for futures that enter their span on every poll) and refilled whenever a span field was
-//! recorded anywhere since (see `layer::RECORD_GENERATION`).
+//! for futures that enter their span on every poll) and refilled whenever the layer saw a span
+//! field recorded since (see `SinkLayer::record_generation`).
 //!
 //! Each cached part holds the whole `spans` list of its span, so caching it for every entered
 //! span would take memory in the square of the depth when every level logs. The bytes a thread

@@ -1,12 +1,13 @@
 //! The caller side: a [`Layer`] that encodes events and hands them to the writer.
+//!
+//! The file reads top to bottom: the layer and its options, its hooks (the `Layer` impl),
+//! then the parts of a line it renders on the caller (the span part, the thread part). Sending
+//! is the [`Sender`]'s (`handoff`); encoding an event's fields is
+//! `handoff::fields`', span fields `caller::span`.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::Arc;
-use std::thread::Thread;
-use std::time::Duration;
 
-use crossbeam_channel::{Sender, TrySendError};
 use tracing::span::{Attributes, Id, Record as SpanRecord};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -15,10 +16,12 @@ use tracing_subscriber::Layer;
 
 use crate::caller::clock::Clock;
 use crate::caller::current;
-use crate::caller::encode::{span_json_without_fields, EventEncoder, SpanFields, SpanVisitor};
-use crate::handoff::record::{PoolTaker, Record, LARGE_EVENT};
-use crate::stats::Shared;
-use crate::{Format, Overflow};
+use crate::caller::span::{span_json_without_fields, SpanFields, SpanVisitor};
+use crate::handoff::fields::EventEncoder;
+use crate::handoff::record::Record;
+use crate::handoff::sender::Sender;
+use crate::stats::CacheLine;
+use crate::Format;
 
 /// The [`Layer`] half of a sink: install it in a `tracing-subscriber` registry.
 ///
@@ -36,36 +39,61 @@ use crate::{Format, Overflow};
 /// [`SinkGuard`](crate::SinkGuard).
 #[derive(Debug)]
 pub struct SinkLayer {
-    pub(crate) tx: Sender<Record>,
-    pub(crate) pool: PoolTaker,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) overflow: Overflow,
+    /// The callers' end of the queue to the writer.
+    pub(crate) sender: Sender,
     pub(crate) clock: Clock,
-    /// The writer thread, to wake when the queue is full.
-    pub(crate) writer: Thread,
-    /// This layer's identity on the threads' stacks of entered spans (see [`next_layer_id`]).
-    pub(crate) id: u64,
-    /// The byte budget for large records in the queue.
-    pub(crate) queue_bytes: usize,
+    /// This layer's identity on the threads' stacks of entered spans (see [`NEXT_LAYER_ID`]).
+    id: u64,
+    /// Bumped after every `record` on a span this layer sees: a span part it cached on a
+    /// thread's stack (see [`current`]) before the bump may show an ancestor's old fields and
+    /// is rendered again. Per sink: another sink's spans, or another registry's, leave this
+    /// one's caches alone. On a line of its own, as events read it and records write it.
+    record_generation: CacheLine<AtomicU64>,
+    options: LayerOptions,
+    /// Whether lines have a thread part at all (`thread_names || thread_ids`, decided at build
+    /// time so that an event checks one flag).
+    thread_part: bool,
+    /// The longest thread name this sink has written in the text format: names are
+    /// right-aligned to it, as tracing-subscriber aligns them, so the columns after them line
+    /// up. Written only when a longer name comes, so its cache line stays shared.
+    thread_name_width: AtomicUsize,
+    /// Looks up OpenTelemetry ids for each event, when the sink writes them.
+    #[cfg(feature = "opentelemetry")]
+    pub(crate) otel: Option<crate::caller::otel::Lookup>,
+}
+
+/// What the layer renders on the caller: the format of its span and thread parts, and which
+/// of them a line has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LayerOptions {
     pub(crate) format: Format,
     /// The span keys of JSON lines. Read only where a span part is rendered (the bytes of an
     /// entered span are cached on the thread's stack) and for events with an explicit parent,
     /// so that the common event costs no more for them.
     pub(crate) json_spans: JsonSpans,
-    /// Whether lines have a thread part at all (`thread_names || thread_ids`, decided at build
-    /// time so that an event checks one flag).
-    pub(crate) thread_part: bool,
     /// Add the calling thread's name to each line.
     pub(crate) thread_names: bool,
     /// Add the calling thread's id to each line.
     pub(crate) thread_ids: bool,
-    /// The longest thread name this sink has written in the text format: names are
-    /// right-aligned to it, as tracing-subscriber aligns them, so the columns after them line
-    /// up. Written only when a longer name comes, so its cache line stays shared.
-    pub(crate) thread_name_width: AtomicUsize,
-    /// Looks up OpenTelemetry ids for each event, when the sink writes them.
+    /// Look up OpenTelemetry ids (JSON only).
     #[cfg(feature = "opentelemetry")]
-    pub(crate) otel: Option<crate::caller::otel::Lookup>,
+    pub(crate) opentelemetry_ids: bool,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            format: Format::Json,
+            json_spans: JsonSpans {
+                current: true,
+                list: true,
+            },
+            thread_names: false,
+            thread_ids: false,
+            #[cfg(feature = "opentelemetry")]
+            opentelemetry_ids: false,
+        }
+    }
 }
 
 /// Which span keys a JSON line carries: tracing-subscriber's `with_current_span` (`span`) and
@@ -83,159 +111,132 @@ impl JsonSpans {
     };
 }
 
-impl SinkLayer {
-    /// Hands a record to the writer according to the overflow policy.
-    ///
-    /// The common case is one lock-free `try_send` and no system call: the writer polls the
-    /// queue and is never blocked on it, so nobody needs waking. Only a full queue wakes the
-    /// writer early (an `unpark`) before waiting for room or dropping.
-    #[inline]
-    pub(crate) fn send(&self, record: Record) {
-        let large = record.buf.len();
-        if large > LARGE_EVENT && !self.reserve(large) {
-            return;
-        }
-        let sent = match self.tx.try_send(record) {
-            Ok(()) => true,
-            Err(TrySendError::Disconnected(_)) => false,
-            Err(TrySendError::Full(record)) => {
-                self.writer.unpark();
-                match self.overflow {
-                    Overflow::Block => wait_for_room(&self.tx, record, &self.writer),
-                    Overflow::DropNewest => {
-                        self.shared.release_large(large);
-                        self.shared.overflowed();
-                        return;
-                    }
-                }
-            }
-        };
-        if !sent {
-            self.shared.release_large(large);
-            self.shared.dropped(1);
-        }
-    }
-
-    /// Reserves `size` bytes of the queue's byte budget for a large record. Under
-    /// [`Overflow::Block`] waits for room; under [`Overflow::DropNewest`] refuses (and counts
-    /// the drop). An empty budget takes any record, so one larger than the whole budget still
-    /// goes through, alone.
-    #[cold]
-    fn reserve(&self, size: usize) -> bool {
-        let budget = &self.shared.large_bytes;
-        let mut current = budget.load(Relaxed);
-        loop {
-            if current == 0 || current + size <= self.queue_bytes {
-                // Relaxed: the counter only bounds memory; it orders nothing else.
-                match budget.compare_exchange_weak(current, current + size, Relaxed, Relaxed) {
-                    Ok(_) => return true,
-                    Err(now) => current = now,
-                }
-                continue;
-            }
-            match self.overflow {
-                Overflow::DropNewest => {
-                    self.shared.overflowed();
-                    return false;
-                }
-                Overflow::Block => {
-                    if self.shared.closed.load(Acquire) {
-                        self.shared.dropped(1);
-                        return false;
-                    }
-                    // The writer frees budget as it takes records: wake it, give it time.
-                    self.writer.unpark();
-                    std::thread::sleep(std::time::Duration::from_micros(100));
-                    current = budget.load(Relaxed);
-                }
-            }
-        }
-    }
-}
-
-/// Sends `record` to the full queue `tx` once it has room (`Overflow::Block`); `false` if the
-/// writer is gone.
-///
-/// The caller sleeps in short, growing steps instead of blocking in the channel's `send`: a
-/// sender blocked there registers with the channel, and then every receive by the writer has
-/// to wake it, a system call per event on the thread whose time is the sink's throughput. A
-/// caller that waits here is waiting for the writer anyway; the writer always drains (see
-/// `guard.rs`), so room comes.
-///
-/// It tries again only once the writer has emptied a quarter of the queue (or after
-/// [`PATIENT_NAPS`] naps, so that no caller waits on others forever). Trying at every free
-/// slot kept all callers at the queue's very edge, where a send spins (in crossbeam) until the
-/// writer finishes taking the slot it wants; when the writer was preempted there, callers spun
-/// for whole time slices, which matters most when the CPUs are oversubscribed (gzip on).
-/// Waiting for a quarter of the queue keeps callers away from that edge, so they rarely spin.
-#[cold]
-fn wait_for_room(tx: &Sender<Record>, mut record: Record, writer: &Thread) -> bool {
-    let capacity = tx.capacity().unwrap_or(usize::MAX);
-    let mut nap = Duration::from_micros(20);
-    let mut naps = 0u32;
-    loop {
-        writer.unpark();
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(MAX_NAP);
-        naps = naps.saturating_add(1);
-        if naps <= PATIENT_NAPS && tx.len() > capacity - capacity / 4 {
-            continue;
-        }
-        match tx.try_send(record) {
-            Ok(()) => return true,
-            Err(TrySendError::Disconnected(_)) => return false,
-            Err(TrySendError::Full(back)) => record = back,
-        }
-    }
-}
-
-/// The longest a caller waiting for room sleeps between tries: short against the time the
-/// writer takes to drain the queue, so a waiting caller goes on soon after room appears.
-const MAX_NAP: Duration = Duration::from_micros(500);
-
-/// Naps (about 10 ms in all) during which a waiting caller leaves the queue alone until a
-/// quarter of it is free; after that it takes any free slot.
-const PATIENT_NAPS: u32 = 24;
-
-/// Bumped after every `record` on any span: a span part cached on a thread's stack (see
-/// [`current`]) before the bump may show an ancestor's old fields and is rendered again.
-/// Process-wide, because sinks on one registry share their spans' [`SpanFields`].
-static RECORD_GENERATION: AtomicU64 = AtomicU64::new(0);
-
 /// Gives each layer an identity, so that only the layer that cached a span part on a thread's
-/// stack uses it (another layer's format or per-layer filter may need a different one).
+/// stack uses it (another layer's format or per-layer filter may need a different one), and
+/// only one text sink appends a span's recorded text (see [`SpanFields::merge`]). The only
+/// process-wide state of the layer: ids must differ between sinks, whatever builds them.
 static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
 
-pub(crate) fn next_layer_id() -> u64 {
-    NEXT_LAYER_ID.fetch_add(1, Relaxed)
-}
-
-/// Copies a span's rendered JSON object into `out`.
-fn push_span<S>(span: &SpanRef<'_, S>, out: &mut Vec<u8>)
-where
-    S: for<'a> LookupSpan<'a>,
-{
-    match span.extensions().get::<SpanFields>() {
-        Some(fields) => out.extend_from_slice(fields.json()),
-        None => span_json_without_fields(span.name(), out),
-    }
-}
-
-/// Writes `[root, ..., span]` — the span objects of `span`'s scope — by walking the registry.
-fn push_scope<S>(span: &SpanRef<'_, S>, out: &mut Vec<u8>)
-where
-    S: for<'a> LookupSpan<'a>,
-{
-    out.push(b'[');
-    for (i, span) in span.scope().from_root().enumerate() {
-        if i > 0 {
-            out.push(b',');
+impl SinkLayer {
+    /// A layer that sends through `sender`, stamps events with `clock`, and renders its part
+    /// of each line as `options` say.
+    pub(crate) fn new(sender: Sender, clock: Clock, options: LayerOptions) -> SinkLayer {
+        SinkLayer {
+            sender,
+            clock,
+            id: NEXT_LAYER_ID.fetch_add(1, Relaxed),
+            record_generation: CacheLine::default(),
+            options,
+            thread_part: options.thread_names || options.thread_ids,
+            thread_name_width: AtomicUsize::new(0),
+            #[cfg(feature = "opentelemetry")]
+            otel: crate::caller::otel::Lookup::new(
+                options.opentelemetry_ids && options.format == Format::Json,
+            ),
         }
-        push_span(&span, out);
     }
-    out.push(b']');
+
+    /// This layer's id if it renders span fields in the text format.
+    fn text_owner(&self) -> Option<u64> {
+        (self.options.format == Format::Text).then_some(self.id)
+    }
 }
 
+impl<S> Layer<S> for SinkLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    #[cfg(feature = "opentelemetry")]
+    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        if let Some(otel) = &self.otel {
+            otel.register(dispatch);
+        }
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        #[cfg(feature = "opentelemetry")]
+        if let Some(otel) = &self.otel {
+            otel.on_new_span(&span);
+        }
+        // Sinks on one registry share the rendering: it depends only on the span. The text
+        // form is rendered only for a text sink, by the first one (see `SpanFields::merge`).
+        let text_owner = self.text_owner();
+        if let Some(fields) = span.extensions().get::<SpanFields>() {
+            if text_owner.is_none() || fields.has_text() {
+                return;
+            }
+        }
+        let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len(), text_owner);
+        attrs.record(&mut SpanVisitor(&mut fields));
+        fields.render(span.name());
+
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanFields>() {
+            None => extensions.insert(fields),
+            Some(existing) => existing.adopt_text(fields),
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanRecord<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        // Format the values (user code: it may panic) before taking the span's lock, so that a
+        // panicking `Debug` cannot poison the span for every later event.
+        let mut recorded = SpanFields::new(self.text_owner());
+        values.record(&mut SpanVisitor(&mut recorded));
+        let mut extensions = span.extensions_mut();
+        if let Some(fields) = extensions.get_mut::<SpanFields>() {
+            fields.merge(recorded);
+            fields.render(span.name());
+            // After the new fields are in place (Release): every span part this layer cached on
+            // a thread's stack is now stale, this span's and its descendants'.
+            self.record_generation.fetch_add(1, Release);
+        }
+    }
+
+    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
+        current::enter(self.id, id.into_u64());
+    }
+
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        current::exit(self.id, id.into_u64());
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !self.sender.accepting() {
+            return;
+        }
+        let time = self.clock.stamp();
+        let mut buf = self.sender.buffer();
+        let format = self.options.format;
+        event.record(&mut EventEncoder {
+            buf: &mut buf,
+            text: format == Format::Text,
+        });
+        let fields_len = buf.len();
+
+        match format {
+            Format::Json => self.push_json_spans(event, &ctx, &mut buf),
+            Format::Text => self.push_text_spans(event, &ctx, &mut buf),
+        }
+        let span_end = buf.len();
+        if self.thread_part {
+            self.push_thread_part(&mut buf);
+        }
+
+        self.sender.send(Record {
+            meta: event.metadata(),
+            time,
+            buf,
+            fields_len,
+            span_end,
+            #[cfg(feature = "opentelemetry")]
+            otel_ids: self.otel_ids(event, &ctx),
+        });
+    }
+}
+
+/// The span part of a line.
 impl SinkLayer {
     /// The span part of an event without an explicit parent: from this thread's stack of
     /// entered spans when its bytes are fresh (no registry lookup at all), else rendered from
@@ -244,7 +245,7 @@ impl SinkLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let generation = RECORD_GENERATION.load(Acquire);
+        let generation = self.record_generation.load(Acquire);
         match current::append(self.id, generation, out) {
             current::Current::Appended | current::Current::None => {}
             current::Current::Render(span) => {
@@ -271,126 +272,12 @@ impl SinkLayer {
     where
         S: for<'a> LookupSpan<'a>,
     {
-        match self.format {
-            Format::Json => push_current(current, self.json_spans, out),
+        match self.options.format {
+            Format::Json => push_current(current, self.options.json_spans, out),
             Format::Text => push_text_scope(current, out),
         }
     }
-}
 
-/// Writes the `span` object and the `spans` list of `current` (each if enabled), walking its
-/// scope in the registry as tracing-subscriber does: spans keep only their own rendered fields,
-/// so that memory stays linear in the depth. Further events in the same entered span copy the
-/// result from the thread's stack instead (see [`current`]).
-fn push_current<S>(current: &SpanRef<'_, S>, spans: JsonSpans, out: &mut Vec<u8>)
-where
-    S: for<'a> LookupSpan<'a>,
-{
-    if spans.current {
-        out.extend_from_slice(b",\"span\":");
-        push_span(current, out);
-    }
-    if spans.list {
-        out.extend_from_slice(b",\"spans\":");
-        push_scope(current, out);
-    }
-}
-
-impl<S> Layer<S> for SinkLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    #[cfg(feature = "opentelemetry")]
-    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
-        if let Some(otel) = &self.otel {
-            otel.register(dispatch);
-        }
-    }
-
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        #[cfg(feature = "opentelemetry")]
-        if let Some(otel) = &self.otel {
-            otel.on_new_span(&span);
-        }
-        // Two sinks on one registry share the rendering: it depends only on the span.
-        if span.extensions().get::<SpanFields>().is_some() {
-            return;
-        }
-        let mut fields = SpanFields::with_capacity(attrs.metadata().fields().len());
-        attrs.record(&mut SpanVisitor(&mut fields));
-        fields.render(span.name());
-
-        let mut extensions = span.extensions_mut();
-        if extensions.get_mut::<SpanFields>().is_none() {
-            extensions.insert(fields);
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &SpanRecord<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        // Format the values (user code: it may panic) before taking the span's lock, so that a
-        // panicking `Debug` cannot poison the span for every later event.
-        let mut recorded = SpanFields::new();
-        values.record(&mut SpanVisitor(&mut recorded));
-        let mut extensions = span.extensions_mut();
-        if let Some(fields) = extensions.get_mut::<SpanFields>() {
-            // With two sinks on one registry each records the same values: idempotent.
-            fields.merge(recorded);
-            fields.render(span.name());
-            // After the new fields are in place (Release): every span part cached on a thread's
-            // stack is now stale, this span's and its descendants'.
-            RECORD_GENERATION.fetch_add(1, Release);
-        }
-    }
-
-    fn on_enter(&self, id: &Id, _ctx: Context<'_, S>) {
-        current::enter(self.id, id.into_u64());
-    }
-
-    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
-        current::exit(self.id, id.into_u64());
-    }
-
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        // Acquire pairs with the guard's store: an event that starts after shutdown began is
-        // counted here and never reaches the channel. One that raced past this check is still
-        // accepted by the writer, which counts it as dropped (see
-        // `writer::Writer::count_late_events`).
-        if self.shared.closed.load(Acquire) {
-            self.shared.dropped(1);
-            return;
-        }
-        let time = self.clock.stamp();
-        let mut buf = self.pool.take();
-        event.record(&mut EventEncoder {
-            buf: &mut buf,
-            text: self.format == Format::Text,
-        });
-        let fields_len = buf.len();
-
-        match self.format {
-            Format::Json => self.push_json_spans(event, &ctx, &mut buf),
-            Format::Text => self.push_text_spans(event, &ctx, &mut buf),
-        }
-        let span_end = buf.len();
-        if self.thread_part {
-            self.push_thread_part(&mut buf);
-        }
-
-        self.send(Record {
-            meta: event.metadata(),
-            time,
-            buf,
-            fields_len,
-            span_end,
-            #[cfg(feature = "opentelemetry")]
-            otel_ids: self.otel_ids(event, &ctx),
-        });
-    }
-}
-
-impl SinkLayer {
     /// The JSON span part, with the same choice of spans as tracing-subscriber's JSON
     /// formatter: `span` is the explicit parent or else the current span; `spans` is always
     /// the current scope (empty if there is an explicit parent but no current span). Each key
@@ -413,7 +300,7 @@ impl SinkLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let spans = self.json_spans;
+        let spans = self.options.json_spans;
         if spans == JsonSpans::NONE {
             return;
         }
@@ -460,6 +347,50 @@ impl SinkLayer {
     }
 }
 
+/// Writes the `span` object and the `spans` list of `current` (each if enabled), walking its
+/// scope in the registry as tracing-subscriber does: spans keep only their own rendered fields,
+/// so that memory stays linear in the depth. Further events in the same entered span copy the
+/// result from the thread's stack instead (see [`current`]).
+fn push_current<S>(current: &SpanRef<'_, S>, spans: JsonSpans, out: &mut Vec<u8>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    if spans.current {
+        out.extend_from_slice(b",\"span\":");
+        push_span(current, out);
+    }
+    if spans.list {
+        out.extend_from_slice(b",\"spans\":");
+        push_scope(current, out);
+    }
+}
+
+/// Copies a span's rendered JSON object into `out`.
+fn push_span<S>(span: &SpanRef<'_, S>, out: &mut Vec<u8>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    match span.extensions().get::<SpanFields>() {
+        Some(fields) => out.extend_from_slice(fields.json()),
+        None => span_json_without_fields(span.name(), out),
+    }
+}
+
+/// Writes `[root, ..., span]` — the span objects of `span`'s scope — by walking the registry.
+fn push_scope<S>(span: &SpanRef<'_, S>, out: &mut Vec<u8>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    out.push(b'[');
+    for (i, span) in span.scope().from_root().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_span(&span, out);
+    }
+    out.push(b']');
+}
+
 /// Writes `root{k=v}:...:span{k=v}: ` for `span`'s scope.
 fn push_text_scope<S>(span: &SpanRef<'_, S>, out: &mut Vec<u8>)
 where
@@ -477,6 +408,49 @@ where
         out.push(b':');
     }
     out.push(b' ');
+}
+
+/// The thread part of a line.
+impl SinkLayer {
+    /// Appends the thread part, as tracing-subscriber writes it: the name if enabled (for an
+    /// unnamed thread its id instead, unless ids are enabled too), then the id if enabled.
+    /// JSON: `,"threadName":"...","threadId":"ThreadId(7)"`; text: `name ThreadId(07) `, a
+    /// name right-aligned to the longest this sink has written (an id is not aligned).
+    fn push_thread_part(&self, out: &mut Vec<u8>) {
+        let options = self.options;
+        let _ = THREAD_TAG.try_with(|cell| {
+            let tag = cell.get_or_init(ThreadTag::current);
+            let name = options.thread_names && (tag.named.is_some() || !options.thread_ids);
+            match options.format {
+                Format::Json => {
+                    if name {
+                        out.extend_from_slice(&tag.json_name);
+                    }
+                    if options.thread_ids {
+                        out.extend_from_slice(&tag.json_id);
+                    }
+                }
+                Format::Text => {
+                    if name {
+                        if let Some(chars) = tag.named {
+                            // Relaxed: the width orders nothing; a race only pads one line less.
+                            let width = self.thread_name_width.load(Relaxed);
+                            let width = if chars > width {
+                                self.thread_name_width.fetch_max(chars, Relaxed).max(chars)
+                            } else {
+                                width
+                            };
+                            out.resize(out.len() + (width - chars), b' ');
+                        }
+                        out.extend_from_slice(&tag.text_name);
+                    }
+                    if options.thread_ids {
+                        out.extend_from_slice(&tag.text_id);
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// This thread's name and id as the formats write them.
@@ -519,9 +493,9 @@ impl ThreadTag {
             None => (debug_id.clone(), text_id.clone(), None),
         };
         let mut json_name = b",\"threadName\":".to_vec();
-        crate::caller::encode::write_str(&mut json_name, &name);
+        crate::json::write_str(&mut json_name, &name);
         let mut json_id = b",\"threadId\":".to_vec();
-        crate::caller::encode::write_str(&mut json_id, &debug_id);
+        crate::json::write_str(&mut json_id, &debug_id);
         ThreadTag {
             json_name,
             json_id,
@@ -529,46 +503,5 @@ impl ThreadTag {
             text_id,
             named,
         }
-    }
-}
-
-impl SinkLayer {
-    /// Appends the thread part, as tracing-subscriber writes it: the name if enabled (for an
-    /// unnamed thread its id instead, unless ids are enabled too), then the id if enabled.
-    /// JSON: `,"threadName":"...","threadId":"ThreadId(7)"`; text: `name ThreadId(07) `, a
-    /// name right-aligned to the longest this sink has written (an id is not aligned).
-    fn push_thread_part(&self, out: &mut Vec<u8>) {
-        let _ = THREAD_TAG.try_with(|cell| {
-            let tag = cell.get_or_init(ThreadTag::current);
-            let name = self.thread_names && (tag.named.is_some() || !self.thread_ids);
-            match self.format {
-                Format::Json => {
-                    if name {
-                        out.extend_from_slice(&tag.json_name);
-                    }
-                    if self.thread_ids {
-                        out.extend_from_slice(&tag.json_id);
-                    }
-                }
-                Format::Text => {
-                    if name {
-                        if let Some(chars) = tag.named {
-                            // Relaxed: the width orders nothing; a race only pads one line less.
-                            let width = self.thread_name_width.load(Relaxed);
-                            let width = if chars > width {
-                                self.thread_name_width.fetch_max(chars, Relaxed).max(chars)
-                            } else {
-                                width
-                            };
-                            out.resize(out.len() + (width - chars), b' ');
-                        }
-                        out.extend_from_slice(&tag.text_name);
-                    }
-                    if self.thread_ids {
-                        out.extend_from_slice(&tag.text_id);
-                    }
-                }
-            }
-        });
     }
 }

@@ -91,7 +91,7 @@ impl Builder {
     /// # Ok(()) }
     /// ```
     pub fn with_opentelemetry_ids(mut self, enabled: bool) -> Self {
-        self.opentelemetry_ids = enabled;
+        self.layer.opentelemetry_ids = enabled;
         self
     }
 }

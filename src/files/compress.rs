@@ -556,7 +556,7 @@ pub(crate) mod tests {
     #[test]
     fn gzip_file_replaces_the_log_with_its_gz() {
         let tmp = tempfile::tempdir().unwrap();
-        let folder = Folder::open(tmp.path(), "a", 35).unwrap();
+        let folder = Folder::open(tmp.path(), "a", 35, Default::default()).unwrap();
         let input = sample(3 * CHUNK + 12_345);
         fs::write(tmp.path().join("a.log"), &input).unwrap();
         let before = fs::metadata(tmp.path().join("a.log"))

@@ -147,26 +147,43 @@ impl JanitorHandle {
 /// What the janitor needs to know.
 #[derive(Debug)]
 pub(crate) struct Janitor {
-    pub(crate) folder: Arc<Folder>,
-    pub(crate) compression: Compression,
-    pub(crate) retention: Retention,
+    folder: Arc<Folder>,
+    compression: Compression,
+    retention: Retention,
     /// How long a rotated file stays plain before it is compressed.
-    pub(crate) compress_after: Duration,
-    pub(crate) clock: Clock,
-    pub(crate) shared: Arc<Shared>,
+    compress_after: Duration,
+    clock: Clock,
+    shared: Arc<Shared>,
 }
 
 impl Janitor {
-    /// Starts the thread; it recovers the folder first, then waits for rotated files.
-    pub(crate) fn spawn(self) -> Result<JanitorHandle, Error> {
+    /// Starts the janitor thread for `folder`; it recovers the folder first, then waits for
+    /// rotated files to compress (as `compression` says, once `compress_after` has passed) and
+    /// prune (as `retention` says).
+    pub(crate) fn spawn(
+        folder: Arc<Folder>,
+        compression: Compression,
+        compress_after: Duration,
+        retention: Retention,
+        clock: Clock,
+        shared: Arc<Shared>,
+    ) -> Result<JanitorHandle, Error> {
+        let janitor = Janitor {
+            folder,
+            compression,
+            retention,
+            compress_after,
+            clock,
+            shared,
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
         let retained = Arc::new(AtomicU64::new(0));
         let retained_by_worker = retained.clone();
-        let limited = !self.retention.is_unlimited();
-        let clock = (!self.compress_after.is_zero()).then(|| self.clock.clone());
+        let limited = !janitor.retention.is_unlimited();
+        let clock = (!janitor.compress_after.is_zero()).then(|| janitor.clock.clone());
         let thread = std::thread::Builder::new()
             .name("logsink-janitor".to_owned())
-            .spawn(move || Worker::new(self, retained_by_worker).run(rx))
+            .spawn(move || Worker::new(janitor, retained_by_worker).run(rx))
             .map_err(|source| Error::SpawnThread {
                 source: Arc::new(source),
             })?;

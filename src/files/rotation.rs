@@ -14,9 +14,11 @@
 //! names sort, as plain strings, in the order the files were written, through bursts of
 //! rotations within one second, restarts, and a clock that jumps backwards.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use time::{OffsetDateTime, UtcOffset};
+use time::UtcOffset;
+
+use crate::calendar::{self, from_unix_seconds, unix_seconds, DateTime, Layout};
 
 /// A calendar period for time-based rotation, with boundaries in the sink's
 /// [`utc_offset`](crate::Builder::utc_offset).
@@ -71,25 +73,6 @@ impl Policy {
     /// time, or when `later` is not after `earlier`'s period).
     pub(crate) fn crossed_boundary(&self, earlier: SystemTime, later: SystemTime) -> bool {
         self.next_boundary(earlier).is_some_and(|b| later >= b)
-    }
-}
-
-/// Whole seconds since the epoch, rounded down (also before 1970).
-pub(crate) fn unix_seconds(time: SystemTime) -> i64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => {
-            let d = e.duration();
-            -(d.as_secs() as i64) - i64::from(d.subsec_nanos() > 0)
-        }
-    }
-}
-
-fn from_unix_seconds(secs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
     }
 }
 
@@ -180,31 +163,20 @@ const MAX_STAMP: i64 = 253_402_300_799;
 /// `YYYYMMDDTHHMMSSZ` for a UTC second, or `YYYYMMDDTHHMMSS+HHMM` in `offset`; for seconds
 /// from 1970 to the end of year 9999 (the namer keeps to those).
 fn format_stamp(secs: i64, offset: Option<UtcOffset>) -> String {
-    let dt = OffsetDateTime::from_unix_timestamp(secs.clamp(0, MAX_STAMP))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let dt = offset.map_or(dt, |offset| dt.to_offset(offset));
-    let mut text = format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}",
-        dt.year(),
-        dt.month() as u8,
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
+    let secs = secs.clamp(0, MAX_STAMP);
+    let offset_or_utc = offset.unwrap_or(UtcOffset::UTC);
+    let dt = DateTime::at(secs, offset_or_utc)
+        .or_else(|| DateTime::at(secs, UtcOffset::UTC))
+        .expect("1970 to 9999 is in range");
+    let mut text = Vec::with_capacity(20);
+    calendar::push_date_time(&mut text, &dt, Layout::Compact);
     match offset {
-        None => text.push('Z'),
-        Some(offset) => {
-            let (h, m, _) = offset.as_hms();
-            let sign = if offset.is_negative() { '-' } else { '+' };
-            text.push_str(&format!(
-                "{sign}{:02}{:02}",
-                h.unsigned_abs(),
-                m.unsigned_abs()
-            ));
-        }
+        None => text.push(b'Z'),
+        // A zero offset asked for is written `+0000`, not `Z`: the names say which they are.
+        Some(offset) if offset.is_utc() => text.extend_from_slice(b"+0000"),
+        Some(offset) => calendar::push_offset(&mut text, offset, Layout::Compact),
     }
-    text
+    String::from_utf8(text).expect("ASCII")
 }
 
 /// A file name that the sink made by rotating, parsed.
@@ -292,17 +264,17 @@ pub(crate) fn parse_rotated(base: &str, name: &str) -> Option<RotatedName> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| stamp[r].parse::<u8>().ok();
-    let dt = time::Date::from_calendar_date(
-        stamp[0..4].parse().ok()?,
-        time::Month::try_from(num(4..6)?).ok()?,
-        num(6..8)?,
-    )
-    .ok()?
-    .with_hms(num(9..11)?, num(11..13)?, num(13..15)?)
-    .ok()?
-    .assume_utc();
+    let utc = DateTime {
+        year: stamp[0..4].parse().ok()?,
+        month: num(4..6)?,
+        day: num(6..8)?,
+        hour: num(9..11)?,
+        minute: num(11..13)?,
+        second: num(13..15)?,
+    }
+    .unix_seconds()?;
     Some(RotatedName {
-        position: (dt.unix_timestamp() - offset_secs, seq.parse().ok()?),
+        position: (utc - offset_secs, seq.parse().ok()?),
         log_name: format!("{base}.{rest}.log"),
         kind,
     })

@@ -187,7 +187,7 @@ mod tests {
     fn compress_file_makes_a_zst_that_holds_the_log() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let folder = Folder::open(dir, "a", 36).unwrap();
+        let folder = Folder::open(dir, "a", 36, Default::default()).unwrap();
         let input = sample(3 * CHUNK + 12_345);
         fs::write(dir.join("a.log"), &input).unwrap();
         let before = fs::metadata(dir.join("a.log")).unwrap().modified().unwrap();

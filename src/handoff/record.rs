@@ -1,7 +1,7 @@
 //! What crosses the queue from callers to the writer, and the buffers that come back.
 //!
 //! A [`Record`] carries an event in the compact form the caller wrote it in (see
-//! [`encode`](crate::caller::encode)); the writer turns it into a JSON line. Markers ([`Marker::Flush`],
+//! [`fields`](crate::handoff::fields)); the writer turns it into a line. Markers ([`Marker::Flush`],
 //! [`Marker::Shutdown`]) come from the guard through the queue's control channel (see
 //! [`queue`](crate::handoff::queue) for how they stay behind every event sent before them).
 //!
@@ -12,11 +12,13 @@
 //! the writer's thread goes through the writer's malloc arena and can take its lock).
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crossbeam_channel::{Receiver, Sender};
 use tracing::Metadata;
 
 use crate::caller::clock::Stamp;
+use crate::stats::CacheLine;
 use crate::{Error, Stats};
 
 /// Buffers grown past this are freed instead of recycled, so one huge event does not pin its
@@ -27,6 +29,41 @@ pub(crate) const MAX_POOLED_CAPACITY: usize = 64 * 1024;
 /// ([`Builder::queue_bytes`](crate::Builder::queue_bytes)). Smaller ones are bounded by the
 /// queue's capacity in events alone, which keeps the shared byte counter off the common path.
 pub(crate) const LARGE_EVENT: usize = 4096;
+
+/// The bytes of large records (over [`LARGE_EVENT`]) in the queue, against
+/// [`Builder::queue_bytes`](crate::Builder::queue_bytes): reserved by the caller's
+/// [`Sender`](crate::handoff::sender::Sender) before a large record enters the queue, released
+/// by the writer when it takes it (or by the sender when it never entered). Touched only by
+/// large records, on a cache line of its own.
+#[derive(Debug, Default)]
+pub(crate) struct LargeBytes(CacheLine<AtomicUsize>);
+
+impl LargeBytes {
+    /// Takes `size` bytes if they fit under `limit`, or if none are taken (so that a record
+    /// larger than the whole budget still goes through, alone).
+    pub(crate) fn try_reserve(&self, size: usize, limit: usize) -> bool {
+        let mut current = self.0.load(Relaxed);
+        // Relaxed: the counter only bounds memory; it orders nothing else.
+        while current == 0 || current + size <= limit {
+            match self
+                .0
+                .compare_exchange_weak(current, current + size, Relaxed, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+        false
+    }
+
+    /// Gives back a record's share once it left the queue (or never entered it): only a
+    /// record of more than [`LARGE_EVENT`] bytes took one.
+    pub(crate) fn release(&self, size: usize) {
+        if size > LARGE_EVENT {
+            self.0.fetch_sub(size, Relaxed);
+        }
+    }
+}
 
 /// Capacity of a freshly allocated record buffer: a typical event fits without growing.
 pub(crate) const INITIAL_CAPACITY: usize = 256;

@@ -8,15 +8,16 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use time::{OffsetDateTime, UtcOffset};
+use time::UtcOffset;
 use tracing::Level;
 
-use crate::caller::encode::{
-    fields_to_json, fields_to_text, log_meta, write_int, write_str_bytes, JsonCallsite,
-};
+use crate::calendar::{self, DateTime, Layout};
+use crate::handoff::fields::{log_meta, LogMeta};
 use crate::handoff::record::Record;
+use crate::json::{write_int, write_str_bytes};
+use crate::writer::fields::{fields_to_json, fields_to_text, JsonCallsite};
 
 /// How each event is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,10 +36,9 @@ pub enum Format {
     /// `\u{9b}`), as tracing-subscriber (0.3.20 and later) escapes them; like it, other `Debug`
     /// and `Display` values, targets and span names are written as they are.
     ///
-    /// Spans get their text form only once a text sink exists in the process (JSON-only
-    /// programs skip that work): a span created before the first text sink was built, which
-    /// takes adding the sink to a running subscriber (e.g. through `reload`), shows its name
-    /// without its fields.
+    /// A span gets its text form when a text sink sees it created (JSON sinks skip that
+    /// work): a span created before the sink was added to a running subscriber (e.g. through
+    /// `reload`) shows its name without its fields.
     Text,
 }
 
@@ -132,7 +132,11 @@ impl LineFormatter {
         LineFormatter {
             cached_second: None,
             prefix: Vec::new(),
-            suffix: offset_suffix(options.offset),
+            suffix: {
+                let mut suffix = Vec::new();
+                calendar::push_offset(&mut suffix, options.offset, Layout::Rfc3339);
+                suffix
+            },
             format,
             options,
             callsites: HashMap::default(),
@@ -208,7 +212,7 @@ impl LineFormatter {
     fn location<'a>(
         &self,
         record: &Record,
-        log: Option<crate::caller::encode::LogMeta<'a>>,
+        log: Option<LogMeta<'a>>,
     ) -> (Option<&'a [u8]>, Option<u32>) {
         let (file, line) = match log {
             Some(log) => (log.file, log.line),
@@ -344,49 +348,18 @@ impl LineFormatter {
     /// Appends an RFC 3339 timestamp with microseconds in the sink's offset, e.g.
     /// `2026-11-24T14:26:18.169272Z` (UTC) or `2026-11-24T16:26:18.169272+02:00`.
     pub(crate) fn timestamp(&mut self, time: SystemTime, out: &mut Vec<u8>) {
-        let (second, micros) = match time.duration_since(UNIX_EPOCH) {
-            Ok(d) => (d.as_secs() as i64, d.subsec_micros()),
-            Err(e) => {
-                // Before 1970: floor to the whole second below, count microseconds up from it.
-                let d = e.duration();
-                let micros_before = d.subsec_micros();
-                if micros_before == 0 {
-                    (-(d.as_secs() as i64), 0)
-                } else {
-                    (-(d.as_secs() as i64) - 1, 1_000_000 - micros_before)
-                }
-            }
-        };
+        let (second, nanos) = calendar::split(time);
         if self.cached_second != Some(second) {
             self.prefix.clear();
-            let local = second.checked_add(i64::from(self.options.offset.whole_seconds()));
-            match local.map(OffsetDateTime::from_unix_timestamp) {
-                Some(Ok(dt)) => {
-                    let year = dt.year();
-                    if (0..=9999).contains(&year) {
-                        push_digits(&mut self.prefix, year as u32, 4);
-                    } else {
-                        // RFC 3339 has no room for these; write them legibly anyway.
-                        self.prefix.extend_from_slice(year.to_string().as_bytes());
-                    }
-                    self.prefix.push(b'-');
-                    push_digits(&mut self.prefix, dt.month() as u32, 2);
-                    self.prefix.push(b'-');
-                    push_digits(&mut self.prefix, dt.day() as u32, 2);
-                    self.prefix.push(b'T');
-                    push_digits(&mut self.prefix, dt.hour() as u32, 2);
-                    self.prefix.push(b':');
-                    push_digits(&mut self.prefix, dt.minute() as u32, 2);
-                    self.prefix.push(b':');
-                    push_digits(&mut self.prefix, dt.second() as u32, 2);
-                    self.prefix.push(b'.');
-                }
-                _ => self.prefix.extend_from_slice(b"0000-01-01T00:00:00."),
+            match DateTime::at(second, self.options.offset) {
+                Some(dt) => calendar::push_date_time(&mut self.prefix, &dt, Layout::Rfc3339),
+                None => self.prefix.extend_from_slice(b"0000-01-01T00:00:00"),
             }
+            self.prefix.push(b'.');
             self.cached_second = Some(second);
         }
         out.extend_from_slice(&self.prefix);
-        push_digits(out, micros, 6);
+        calendar::push_digits(out, nanos / 1_000, 6);
         out.extend_from_slice(&self.suffix);
     }
 }
@@ -399,21 +372,6 @@ fn member(out: &mut Vec<u8>, open: usize) {
     }
 }
 
-/// How a timestamp ends for `offset`, as the `time` crate's RFC 3339 format (which
-/// tracing-subscriber's `OffsetTime` and `UtcTime` use) ends it: `Z` for a zero offset, else
-/// `+HH:MM` or `-HH:MM`. (Seconds of offset are refused at build time.)
-fn offset_suffix(offset: UtcOffset) -> Vec<u8> {
-    if offset.is_utc() {
-        return b"Z".to_vec();
-    }
-    let (hours, minutes, _) = offset.as_hms();
-    let mut out = vec![if offset.is_negative() { b'-' } else { b'+' }];
-    push_digits(&mut out, u32::from(hours.unsigned_abs()), 2);
-    out.push(b':');
-    push_digits(&mut out, u32::from(minutes.unsigned_abs()), 2);
-    out
-}
-
 fn level_str(level: &Level) -> &'static str {
     match *level {
         Level::TRACE => "TRACE",
@@ -424,20 +382,10 @@ fn level_str(level: &Level) -> &'static str {
     }
 }
 
-/// Appends `value` zero-padded to `width` digits.
-fn push_digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
-    let start = out.len();
-    out.resize(start + width, b'0');
-    for i in (0..width).rev() {
-        out[start + i] = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn ts(time: SystemTime) -> String {
         let mut out = Vec::new();

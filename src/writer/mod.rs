@@ -20,6 +20,7 @@
 //! late events as dropped (events that raced past the layer's closed check), so none goes
 //! missing uncounted and no blocked caller waits forever. It ends when every sender is gone.
 
+pub(crate) mod fields;
 pub(crate) mod format;
 
 use std::fs::File;
@@ -37,8 +38,8 @@ use crate::files::rotation::{Namer, Policy, COMPRESSED_FORMS};
 use crate::handoff::queue::{Batch, Inbox};
 use crate::handoff::record::{Marker, PoolGiver, Record};
 use crate::stats::Shared;
-use crate::writer::format::LineFormatter;
-use crate::Error;
+use crate::writer::format::{LineFormatter, LineOptions};
+use crate::{Error, Format};
 
 /// Write the buffer once it holds this much: large writes, few system calls.
 const WRITE_THRESHOLD: usize = 256 * 1024;
@@ -184,6 +185,24 @@ pub(crate) struct Writer {
     others: Vec<usize>,
 }
 
+/// What a [`Writer`] is made of: the parts start-up made, and the sink's options.
+#[derive(Debug)]
+pub(crate) struct WriterConfig {
+    /// Where taken records' buffers go back to callers.
+    pub(crate) pool: PoolGiver,
+    pub(crate) shared: Arc<Shared>,
+    /// The opened active file (see `files::startup`).
+    pub(crate) active: ActiveFile,
+    /// What must be written before the first event (a newline after a cut-short line).
+    pub(crate) preamble: &'static [u8],
+    pub(crate) janitor: JanitorHandle,
+    pub(crate) clock: Clock,
+    pub(crate) flush_interval: Duration,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) format: Format,
+    pub(crate) line: LineOptions,
+}
+
 /// `Instant::now()` plus `wait`, saturating: any accepted setting (`Duration::MAX` too) means
 /// "a very long time", never a panic on the writer thread.
 pub(crate) fn deadline(wait: Duration) -> Instant {
@@ -201,18 +220,21 @@ enum Flow {
 }
 
 impl Writer {
-    #[allow(clippy::too_many_arguments)] // called once, from `Builder::build`
-    pub(crate) fn new(
-        pool: PoolGiver,
-        shared: Arc<Shared>,
-        active: ActiveFile,
-        janitor: JanitorHandle,
-        clock: Clock,
-        flush_interval: Duration,
-        shutdown_timeout: Duration,
-        formatter: LineFormatter,
-        preamble: &[u8],
-    ) -> Self {
+    /// The writer for an opened active file (with what must be written before the first
+    /// event), its janitor, and the sink's options.
+    pub(crate) fn new(config: WriterConfig) -> Self {
+        let WriterConfig {
+            pool,
+            shared,
+            active,
+            preamble,
+            janitor,
+            clock,
+            flush_interval,
+            shutdown_timeout,
+            format,
+            line,
+        } = config;
         Writer {
             pool,
             shared,
@@ -222,7 +244,7 @@ impl Writer {
             clock,
             flush_interval,
             patience: shutdown_timeout / 2,
-            formatter,
+            formatter: LineFormatter::new(format, line),
             out: Vec::from(preamble),
             out_events: 0,
             spill: Vec::new(),
@@ -239,12 +261,24 @@ impl Writer {
         }
     }
 
+    /// Starts the writer thread, `logsink-writer`, on `inbox`; returns it, for callers and
+    /// the guard to wake.
+    pub(crate) fn spawn(self, inbox: Inbox) -> Result<thread::Thread, Error> {
+        let thread = thread::Builder::new()
+            .name("logsink-writer".to_owned())
+            .spawn(move || self.run_guarded(inbox))
+            .map_err(|source| Error::SpawnThread {
+                source: Arc::new(source),
+            })?;
+        Ok(thread.thread().clone())
+    }
+
     /// The thread's body: [`run`](Writer::run), guarded. If the writer panics (a bug in
     /// logsink, never the host's), the events it held are counted as dropped, the error is
     /// kept, new events are refused (counted) as after shutdown, and the thread goes on
     /// draining the queue, counting what arrives and answering every marker with
     /// [`Error::WriterGone`]: no caller waits for room forever, and shutdown returns the error.
-    pub(crate) fn run_guarded(self, mut inbox: Inbox) {
+    fn run_guarded(self, mut inbox: Inbox) {
         let shared = self.shared.clone();
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(&mut inbox)));
         if run.is_ok() {
@@ -255,7 +289,7 @@ impl Writer {
         shared.dropped(shared.pending.swap(0, Relaxed));
         inbox.drain_until_disconnected(
             |record| {
-                shared.release_large(record.buf.len());
+                shared.large_bytes.release(record.buf.len());
                 shared.dropped(1);
             },
             |marker| match marker {
@@ -272,7 +306,7 @@ impl Writer {
     /// growing while (never past a deadline). Callers therefore never find the writer blocked
     /// on the queue, and a send never has to wake it with a system call: the caller's path
     /// stays free of syscalls. Markers unpark the writer at once; a caller that finds the queue
-    /// full unparks it before waiting (see `SinkLayer::send`).
+    /// full unparks it before waiting (see `Sender::send`).
     fn run(mut self, inbox: &mut Inbox) {
         let mut idle = MIN_IDLE;
         let mut layer_gone = false;
@@ -345,12 +379,11 @@ impl Writer {
 
     /// How much may wait in memory while writes fail.
     fn max_pending(&self) -> usize {
-        #[cfg(test)]
-        match self.active.folder.faults.max_pending.load(Relaxed) {
-            0 => {}
-            n => return n,
-        }
-        MAX_PENDING
+        self.active
+            .folder
+            .hook()
+            .max_pending()
+            .unwrap_or(MAX_PENDING)
     }
 
     /// Writes (or retries writing) the buffer if its deadline has come.
@@ -427,8 +460,8 @@ impl Writer {
     }
 
     fn event(&mut self, record: Record) {
-        // The caller reserved a large record's bytes of the queue's budget (`SinkLayer::send`).
-        self.shared.release_large(record.buf.len());
+        // The caller reserved a large record's bytes of the queue's budget (`Sender::send`).
+        self.shared.large_bytes.release(record.buf.len());
         let time = self.timebase.wall(record.time);
         let start = self.append_line(time, |formatter, out| formatter.format(&record, time, out));
         if record.is_raw() {
@@ -704,7 +737,7 @@ impl Writer {
         let shared = self.shared.clone();
         inbox.drain_until_disconnected(
             |record| {
-                shared.release_large(record.buf.len());
+                shared.large_bytes.release(record.buf.len());
                 shared.dropped(1);
                 self.pool.give(record.buf);
             },

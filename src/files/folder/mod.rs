@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use crate::faults::Hook;
 use crate::files::rotation::{parse_rotated, RotatedName};
 use crate::Error;
 
@@ -67,19 +68,25 @@ pub(crate) struct Folder {
     path: PathBuf,
     base: String,
     handle: RwLock<Handle>,
-    #[cfg(test)]
-    pub(crate) faults: Arc<crate::faults::Faults>,
+    /// Failures injected by tests (nothing otherwise).
+    hook: Hook,
 }
 
 impl Folder {
     /// Creates the folder if missing, checks that the sink's longest names (`base` and
-    /// `suffix_len` bytes) fit its file system, and takes the lock for `base` in it.
+    /// `suffix_len` bytes) fit its file system, and takes the lock for `base` in it. Its file
+    /// operations go through `hook` (see [`faults`](crate::faults)).
     ///
     /// # Errors
     /// [`Error::NotADirectory`], [`Error::CreateDirectory`], [`Error::Open`] (the folder or
     /// the lock file), [`Error::FileNameTooLong`], or [`Error::InUse`] when another sink holds
     /// the lock.
-    pub(crate) fn open(path: &Path, base: &str, suffix_len: usize) -> Result<Folder, Error> {
+    pub(crate) fn open(
+        path: &Path,
+        base: &str,
+        suffix_len: usize,
+        hook: Hook,
+    ) -> Result<Folder, Error> {
         create_directory(path)?;
         let dir = sys::Dir::open(path).map_err(|source| Error::Open {
             path: path.to_path_buf(),
@@ -102,8 +109,7 @@ impl Folder {
                 dir,
                 lock: Some(lock),
             }),
-            #[cfg(test)]
-            faults: Arc::default(),
+            hook,
         })
     }
 
@@ -114,6 +120,11 @@ impl Folder {
     /// `<folder>/<name>`, for messages.
     pub(crate) fn file_path(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+
+    /// The hook through which tests inject failures.
+    pub(crate) fn hook(&self) -> &Hook {
+        &self.hook
     }
 
     /// The sink's file name, which its files' names start with.
@@ -151,15 +162,13 @@ impl Folder {
 
     /// Opens the regular file `name` for reading.
     pub(crate) fn open_read(&self, name: &str) -> io::Result<File> {
-        #[cfg(test)]
-        self.faults.compress()?;
+        self.hook.compress()?;
         self.dir().dir.open_existing(name, false)
     }
 
     /// Renames `from` to `to`; `AlreadyExists` if anything has the name `to`.
     pub(crate) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        #[cfg(test)]
-        self.faults.rename()?;
+        self.hook.rename()?;
         self.dir().dir.rename_noreplace(from, to)
     }
 
@@ -222,14 +231,12 @@ impl Folder {
     /// Writes all of `buf` to `file` (a file this folder opened); returns how much was
     /// written, and the error that stopped it.
     pub(crate) fn write(&self, file: &mut File, buf: &[u8]) -> (usize, io::Result<()>) {
-        #[cfg(test)]
-        if let Err(e) = self.faults.write() {
+        if let Err(e) = self.hook.write() {
             return (0, Err(e));
         }
-        #[cfg(test)]
-        if let Some(at) = self.faults.cut(buf.len()) {
+        if let Some((at, error)) = self.hook.cut(buf.len()) {
             let (written, result) = self.write(file, &buf[..at]);
-            return (written, result.and(Err(crate::faults::Faults::cut_error())));
+            return (written, result.and(Err(error)));
         }
         let mut written = 0;
         while written < buf.len() {
