@@ -103,7 +103,7 @@ mod make_writer;
 mod scope;
 mod stats;
 
-// The pipeline, one folder per stage, in the order an event travels.
+// The pipeline, one folder per stage: an event goes caller → handoff → writer → files.
 mod caller;
 mod files;
 mod handoff;
