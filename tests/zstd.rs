@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use common::log_seqs;
 use common::rotation_util;
-use logsink::{Compression, Error, LogSink, SinkGuard, Stats};
+use logsink::{Compression, Error, SinkGuard, Stats};
 use rotation_util::{FileLines, Gunzip, ACTIVE};
 use tracing::{info, Dispatch};
 
@@ -514,7 +514,7 @@ fn zstd_names_need_one_byte_more() {
     assert!(max > 0, "pathconf(_PC_NAME_MAX) failed");
     let max = max as usize;
     let gzip_longest = "n".repeat(max - 35);
-    match LogSink::builder()
+    match logsink::LogSink::builder()
         .directory(dir)
         .file_name(&gzip_longest)
         .compression(Compression::Zstd { level: 1 })
@@ -524,7 +524,7 @@ fn zstd_names_need_one_byte_more() {
         other => panic!("expected FileNameTooLong, got {:?}", other.err()),
     }
     let base = "n".repeat(max - 36);
-    let (layer, guard) = LogSink::builder()
+    let (layer, guard) = logsink::LogSink::builder()
         .directory(dir)
         .file_name(&base)
         .flush_interval(Duration::from_secs(3600))
