@@ -11,6 +11,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 #[cfg(test)]
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// The folder's hook for injected failures: a test's `Faults`, or (outside tests) nothing.
 #[derive(Debug, Clone, Default)]
@@ -59,6 +60,30 @@ impl Hook {
         Ok(())
     }
 
+    /// At the start of a janitor turn: what it begins with (`read`: the clock's time and the
+    /// rotations taken in), for [`janitor_turn_ends`](Hook::janitor_turn_ends) to report;
+    /// outside tests nothing is read.
+    #[inline(always)]
+    pub(crate) fn janitor_turn_begins(
+        &self,
+        _read: impl FnOnce() -> (SystemTime, u64),
+    ) -> Option<(SystemTime, u64)> {
+        #[cfg(test)]
+        return Some(_read());
+        #[cfg(not(test))]
+        None
+    }
+
+    /// At the end of a janitor turn that began with `_began`: a test that moved the clock
+    /// waits for this to know the janitor has judged the files at that time.
+    #[inline(always)]
+    pub(crate) fn janitor_turn_ends(&self, _began: Option<(SystemTime, u64)>) {
+        #[cfg(test)]
+        {
+            *self.faults.janitor_seen.lock().unwrap() = _began;
+        }
+    }
+
     /// A test's limit on what the writer keeps in memory while writes fail.
     #[inline(always)]
     pub(crate) fn max_pending(&self) -> Option<usize> {
@@ -92,6 +117,9 @@ pub(crate) struct Faults {
     /// The next write stops after this many bytes and fails with ENOSPC (a disk that fills
     /// up in the middle of a write); 0: off.
     pub(crate) cut_next_write: AtomicUsize,
+    /// Not a failure: the clock's time at the start of the janitor's latest full turn, and how
+    /// many rotations it had taken in by then (see [`Hook::janitor_turn_ends`]).
+    pub(crate) janitor_seen: std::sync::Mutex<Option<(SystemTime, u64)>>,
 }
 
 #[cfg(test)]

@@ -80,12 +80,6 @@ pub struct SinkGuard {
 }
 
 impl SinkGuard {
-    /// The sink's shared state (tests only).
-    #[cfg(test)]
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
     pub(crate) fn new(
         control: Sender<Marker>,
         queue: QueueLen,

@@ -119,12 +119,6 @@ pub(crate) struct Shared {
     pub(crate) files_deleted_uncompressed: AtomicU64,
     /// A gauge, set by the janitor.
     pub(crate) compress_backlog: AtomicU64,
-    /// Tests only: the clock's time at the start of the janitor's latest full turn, and how
-    /// many rotations it had taken in by then (its decisions and the gauge above were made
-    /// with that time or later), so that a test can wait until the janitor has seen a clock
-    /// it moved, with every rotated file known.
-    #[cfg(test)]
-    pub(crate) janitor_seen: Mutex<Option<(std::time::SystemTime, u64)>>,
     /// Only the writer and janitor threads write it, and only on failures: never on a caller's
     /// path.
     pub(crate) last_error: Mutex<Option<Error>>,

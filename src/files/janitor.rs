@@ -303,14 +303,14 @@ impl Worker {
         // A test's clock tells when it moves (the system clock has no such channel).
         let clock_moves = self.config.clock.moves();
         loop {
-            #[cfg(test)]
-            let turn_began = (self.config.clock.now(), self.retained.load(Acquire));
+            let turn = self
+                .config
+                .folder
+                .hook()
+                .janitor_turn_begins(|| (self.config.clock.now(), self.retained.load(Acquire)));
             self.dispatch();
             self.publish_backlog();
-            #[cfg(test)]
-            {
-                *self.config.shared.janitor_seen.lock().unwrap() = Some(turn_began);
-            }
+            self.config.folder.hook().janitor_turn_ends(turn);
             if self.finished() {
                 break;
             }

@@ -10,6 +10,7 @@
 
 use std::fs::{self, File};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::clock_rotation::{
@@ -18,6 +19,7 @@ use super::clock_rotation::{
 use tracing_subscriber::prelude::*;
 
 use crate::caller::clock::{Clock, MockClock};
+use crate::faults::Faults;
 use crate::{Compression, SinkGuard};
 
 fn secs(n: u64) -> Duration {
@@ -41,13 +43,13 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// Waits until the janitor has made a full turn that began with the clock at `t` or later and
 /// with every rotation so far taken in: from then on its gauge and the folder show what it
-/// decided at that time.
-fn janitor_saw(guard: &SinkGuard, t: SystemTime) {
+/// decided at that time. The janitor reports its turns through the sink's failure hook,
+/// `faults`.
+fn janitor_saw(faults: &Faults, guard: &SinkGuard, t: SystemTime) {
     guard.flush_blocking().unwrap();
     let rotations = guard.stats().rotations;
     wait_for("the janitor to see the clock", || {
-        guard
-            .shared()
+        faults
             .janitor_seen
             .lock()
             .unwrap()
@@ -93,8 +95,10 @@ fn a_rotated_file_stays_plain_until_its_delay_has_passed() {
     let at = |n: u64| t0 + secs(n);
     let (a, b, c) = (rotated(at(0), 0), rotated(at(1), 0), rotated(at(2), 0));
     let just_before = |t: SystemTime| t - Duration::from_micros(1);
+    let faults = Arc::new(Faults::default());
     let stats = run_sink(
         builder(dir)
+            .faults(faults.clone())
             .max_file_size(1)
             .compression(GZIP)
             .compress_after(delay),
@@ -105,7 +109,7 @@ fn a_rotated_file_stays_plain_until_its_delay_has_passed() {
                 log_at(guard, &clock, at(seq), seq);
             }
             let plain_only = |want: &[&String], t: SystemTime| {
-                janitor_saw(guard, t);
+                janitor_saw(&faults, guard, t);
                 let (plain, gzipped) = rotated_files(dir);
                 let want_gz: Vec<String> = [&a, &b, &c]
                     .into_iter()
@@ -155,8 +159,10 @@ fn files_due_together_are_compressed_newest_first() {
     let t0 = nov24(12, 0, 0);
     let clock = MockClock::new(t0);
     let files = 6;
+    let faults = Arc::new(Faults::default());
     let stats = run_sink(
         builder(dir)
+            .faults(faults.clone())
             .max_file_size(1)
             .compression(GZIP)
             .compress_after(HOUR),
@@ -165,7 +171,7 @@ fn files_due_together_are_compressed_newest_first() {
             for seq in 0..=files {
                 log_at(guard, &clock, t0 + secs(seq), seq);
             }
-            janitor_saw(guard, t0 + secs(files));
+            janitor_saw(&faults, guard, t0 + secs(files));
             assert_eq!(rotated_files(dir).1.len(), 0);
             clock.set(t0 + 2 * HOUR);
             wait_for("all compressed", || {
@@ -196,8 +202,10 @@ fn retention_bounds_the_folder_while_files_wait() {
     let t0 = nov24(12, 0, 0);
     let clock = MockClock::new(t0);
     let events = 12u64;
+    let faults = Arc::new(Faults::default());
     let stats = run_sink(
         builder(dir)
+            .faults(faults.clone())
             .max_file_size(1)
             .compression(GZIP)
             .keep_files(2)
@@ -265,8 +273,12 @@ fn start_up_honours_the_delay_by_each_files_age() {
     leave_rotated(dir, ahead, 104, t + 24 * HOUR);
     let clock = MockClock::new(t);
     let just_before = |t: SystemTime| t - Duration::from_micros(1);
+    let faults = Arc::new(Faults::default());
     let stats = run_sink(
-        builder(dir).compression(GZIP).compress_after(10 * SECOND),
+        builder(dir)
+            .faults(faults.clone())
+            .compression(GZIP)
+            .compress_after(10 * SECOND),
         &clock,
         |guard| {
             wait_for("the old file compressed", || {
@@ -283,7 +295,7 @@ fn start_up_honours_the_delay_by_each_files_age() {
                 wait_for("compression", || {
                     guard.stats().files_compressed == compressed
                 });
-                janitor_saw(guard, now);
+                janitor_saw(&faults, guard, now);
                 assert_eq!(rotated_files(dir).0, want_plain, "at {now:?}");
                 assert_eq!(guard.stats().files_compressed, compressed);
             }
@@ -343,8 +355,12 @@ fn shutdown_leaves_waiting_files_plain_and_the_next_start_compresses_them() {
 
     // The next start, two hours later by the clock: past the delay by the files' age.
     let clock = MockClock::new(t0 + 2 * HOUR);
+    let faults = Arc::new(Faults::default());
     let stats = run_sink(
-        builder(dir).compression(GZIP).compress_after(HOUR),
+        builder(dir)
+            .faults(faults.clone())
+            .compression(GZIP)
+            .compress_after(HOUR),
         &clock,
         |guard| {
             wait_for("the left files compressed", || {
@@ -374,8 +390,10 @@ fn a_delay_without_compression_is_accepted_and_changes_nothing() {
     let dir = tmp.path();
     let t0 = nov24(12, 0, 0);
     let clock = MockClock::new(t0);
+    let faults = Arc::new(Faults::default());
     let stats = run_sink(
         builder(dir)
+            .faults(faults.clone())
             .max_file_size(1)
             .compression(Compression::None)
             .compress_after(Duration::MAX),
@@ -385,7 +403,7 @@ fn a_delay_without_compression_is_accepted_and_changes_nothing() {
                 log_at(guard, &clock, t0 + secs(seq), seq);
             }
             clock.set(t0 + HOUR);
-            janitor_saw(guard, t0 + HOUR);
+            janitor_saw(&faults, guard, t0 + HOUR);
             assert_eq!(guard.stats().compress_backlog, 0);
         },
     );
