@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -59,25 +59,7 @@ fn four_threads_200k_events_each_exactly_once_in_per_thread_order() {
     let dir = tempfile::tempdir().unwrap();
     let (layer, guard) = common::sink(dir.path());
     let dispatch = common::dispatch(layer);
-    let start = Arc::new(Barrier::new(THREADS as usize));
-
-    let producers: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let dispatch = dispatch.clone();
-            let start = Arc::clone(&start);
-            thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    start.wait();
-                    for i in 0..PER_THREAD {
-                        info!(t, i);
-                    }
-                })
-            })
-        })
-        .collect();
-    for p in producers {
-        p.join().expect("producer thread panicked");
-    }
+    common::log_on_threads(&dispatch, THREADS, PER_THREAD);
 
     let stats = common::run_or_fail_on_hang("shutdown_blocking", move || {
         guard.shutdown_blocking().expect("shutdown_blocking")

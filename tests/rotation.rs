@@ -4,8 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Barrier};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use common::rotation_util;
@@ -220,24 +218,7 @@ fn a_burst_of_rotations_sorts_by_name() {
 fn log_threads_gzip(dir: &Path, threads: u64, per_thread: u64) -> Stats {
     let (layer, guard) = sink(dir, 256 * 1024, Compression::Gzip { level: 6 });
     let dispatch = common::dispatch(layer);
-    let start = Arc::new(Barrier::new(threads as usize));
-    let producers: Vec<_> = (0..threads)
-        .map(|t| {
-            let dispatch = dispatch.clone();
-            let start = start.clone();
-            thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    start.wait();
-                    for i in 0..per_thread {
-                        info!(t, i);
-                    }
-                })
-            })
-        })
-        .collect();
-    for p in producers {
-        p.join().unwrap();
-    }
+    common::log_on_threads(&dispatch, threads, per_thread);
     drop(dispatch);
     let stats = guard.shutdown_blocking().expect("shutdown");
     assert_eq!(stats.events_written, threads * per_thread);

@@ -14,15 +14,13 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Barrier};
-use std::thread;
 use std::time::Duration;
 
 use common::log_seqs;
 use common::rotation_util;
 use logsink::{Compression, Error, SinkGuard, Stats};
 use rotation_util::{FileLines, Gunzip, ACTIVE};
-use tracing::{info, Dispatch};
+use tracing::Dispatch;
 
 /// A rotated name from an earlier run (2026-11-24T14:26:18Z), with sequence number `seq`.
 fn r(seq: u32) -> String {
@@ -123,23 +121,7 @@ fn log_threads(dir: &Path, threads: u64, per_thread: u64, level: i32) -> Stats {
             .max_file_size(256 * 1024)
             .compression(Compression::Zstd { level }),
     );
-    let go = Arc::new(Barrier::new(threads as usize));
-    let producers: Vec<_> = (0..threads)
-        .map(|t| {
-            let (dispatch, go) = (dispatch.clone(), go.clone());
-            thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    go.wait();
-                    for i in 0..per_thread {
-                        info!(t, i);
-                    }
-                })
-            })
-        })
-        .collect();
-    for p in producers {
-        p.join().unwrap();
-    }
+    common::log_on_threads(&dispatch, threads, per_thread);
     drop(dispatch);
     let stats = stop(guard);
     assert_eq!(stats.events_written, threads * per_thread);

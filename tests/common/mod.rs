@@ -43,6 +43,28 @@ pub fn sink(dir: &Path) -> (logsink::SinkLayer, logsink::SinkGuard) {
     builder(dir).build().expect("building the sink")
 }
 
+/// Logs `per_thread` events `{t, i}` from each of `threads` threads through `dispatch`, all
+/// starting together; returns when every thread is done.
+pub fn log_on_threads(dispatch: &tracing::Dispatch, threads: u64, per_thread: u64) {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(threads as usize));
+    let producers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (dispatch, start) = (dispatch.clone(), start.clone());
+            thread::spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    start.wait();
+                    for i in 0..per_thread {
+                        tracing::info!(t, i);
+                    }
+                })
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().expect("a producer thread panicked");
+    }
+}
+
 /// A dispatcher with only the sink's layer, for `tracing::dispatcher::with_default`.
 pub fn dispatch(layer: logsink::SinkLayer) -> tracing::Dispatch {
     use tracing_subscriber::layer::SubscriberExt;
