@@ -709,11 +709,15 @@ impl Worker {
                 self.events_in.remove(&name);
             }
             self.plain_since.remove(&name);
-            // Every complete form, whichever compression made it.
+            // Every complete form, whichever compression made it; the `.log` first. A
+            // compression in flight renames its result into place before it deletes the
+            // `.log`, so whenever this runs, one of the two is still there to be found and the
+            // file is counted once (compressed forms first could miss both: the result not
+            // there yet, the `.log` gone by the time it is looked for).
+            let log = self.remove(&name);
             let gz = self.remove(&format!("{name}.gz"));
             let zst = self.remove(&format!("{name}.zst"));
-            let log = self.remove(&name);
-            if gz || zst || log {
+            if log || gz || zst {
                 let shared = &self.config.shared;
                 shared.files_deleted.fetch_add(1, Relaxed);
                 if uncompressed && self.compressor.is_some() {
