@@ -669,7 +669,10 @@ impl Worker {
             // file.
             let forms: Vec<_> = forms.iter().filter(|e| !e.rotated.kind.is_tmp()).collect();
             let Some(first) = forms.first() else { continue };
-            if waiting.contains(log_name.as_str()) {
+            // Deleted and counted by an earlier pass; what is left of it (a compression in
+            // flight that put its result in place after all) goes with that compression's
+            // answer (`compressed`), and must not be counted again.
+            if waiting.contains(log_name.as_str()) || self.deleted.contains(log_name) {
                 continue;
             }
             candidates.push(Candidate {
