@@ -36,11 +36,6 @@ fn builder(dir: &Path) -> Builder {
     common::builder(dir).shutdown_timeout(Duration::from_secs(600))
 }
 
-fn start(builder: Builder) -> (Dispatch, SinkGuard) {
-    let (layer, guard) = builder.build().expect("building the sink");
-    (common::dispatch(layer), guard)
-}
-
 /// Shuts the sink down and checks that it wrote `events` events and had no failure.
 fn shut_down(guard: SinkGuard, events: u64) -> Stats {
     let stats = guard.shutdown_blocking().expect("shutdown");
@@ -271,7 +266,7 @@ fn a_second_sink_on_the_same_folder_and_name_is_refused_and_changes_nothing() {
     #[cfg(unix)]
     std::os::unix::fs::symlink(&dir, &alias).unwrap();
 
-    let (dispatch, guard) = start(builder(&dir).max_file_size(2_000));
+    let (dispatch, guard) = common::start(builder(&dir).max_file_size(2_000));
     let before = snapshot(&dir);
     assert!(
         matches!(before.get(LOCK), Some(Node::File(_))),
@@ -447,7 +442,7 @@ fn the_folder_is_free_again_as_soon_as_a_sink_has_shut_down() {
     let mut written = 0u64;
 
     // 1. shutdown_blocking.
-    let (dispatch, guard) = start(sink());
+    let (dispatch, guard) = common::start(sink());
     common::log_seqs(&dispatch, 0..100);
     assert_refused_here(sink(), &dir, "while the first sink runs");
     written += shut_down(guard, 100).events_written;
@@ -553,7 +548,7 @@ fn restart_sinks_while_starting_processes(dir: &Path) {
             })
             .collect();
         let mut refused = Vec::new();
-        let (mut dispatch, mut guard) = start(builder(dir));
+        let (mut dispatch, mut guard) = common::start(builder(dir));
         for round in 0..SPAWN_ROUNDS {
             common::log_seqs(&dispatch, round..round + 1);
             shut_down(guard, 1);
@@ -638,7 +633,7 @@ const CHILD_EVENTS: u64 = 25;
 /// builds a sink on `dir`, logs [`CHILD_EVENTS`] events and flushes them, prints [`READY`]
 /// with its pid, and then waits on stdin (for ever: the parent kills it).
 fn hold_the_folder_until_killed(dir: &Path) {
-    let (dispatch, guard) = start(builder(dir));
+    let (dispatch, guard) = common::start(builder(dir));
     common::log_seqs(&dispatch, 0..CHILD_EVENTS);
     guard.flush_blocking().expect("child: flush");
     let mut out = std::io::stdout().lock();
@@ -672,7 +667,7 @@ fn a_sink_in_another_process_holds_the_folder_until_it_is_killed() {
     let child_output = || run.output();
 
     // Held while the child is started (the lock's file must not leak into it).
-    let (other_dispatch, other_guard) = start(builder(&other_dir));
+    let (other_dispatch, other_guard) = common::start(builder(&other_dir));
     common::log_seqs(&other_dispatch, 0..5);
 
     let child = run
@@ -885,7 +880,7 @@ fn sinks_with_different_names_share_a_folder() {
     // app alone, keep_files(1): recovers its own leftovers, never app.x's.
     let x_before = snapshot_of(&dir, owned_by(X));
     assert_eq!(x_before.len(), 4);
-    let (dispatch, guard) = start(builder(&dir).max_file_size(1_500).keep_files(1));
+    let (dispatch, guard) = common::start(builder(&dir).max_file_size(1_500).keep_files(1));
     log_tagged(&dispatch, BASE, 0..50);
     let stats = shut_down(guard, 50);
     assert!(stats.rotations >= 2);
@@ -898,7 +893,7 @@ fn sinks_with_different_names_share_a_folder() {
 
     // app.x alone: recovers its own leftovers, never touches app's files.
     let app_before = snapshot_of(&dir, |n| !owned_by(X)(n));
-    let stats = shut_down(start(builder(&dir).file_name(X).keep_files(2)).1, 0);
+    let stats = shut_down(common::start(builder(&dir).file_name(X).keep_files(2)).1, 0);
     assert_eq!(stats.files_compressed, 1);
     assert_eq!(stats.files_deleted, 0);
     assert_same(
@@ -923,7 +918,7 @@ fn sinks_with_different_names_share_a_folder() {
         let barrier = barrier.clone();
         let dir = dir.clone();
         move || {
-            let (dispatch, guard) = start(
+            let (dispatch, guard) = common::start(
                 builder(&dir)
                     .file_name(base)
                     .max_file_size(1_500)
@@ -990,7 +985,7 @@ fn recovery_never_takes_a_file_the_writer_hands_over() {
     }
     let mut runs = Vec::new();
     for run in 0..RUNS {
-        let (dispatch, guard) = start(builder(dir).max_file_size(1));
+        let (dispatch, guard) = common::start(builder(dir).max_file_size(1));
         common::log_seqs(&dispatch, run * N..(run + 1) * N);
         runs.push(guard.shutdown_blocking().expect("shutdown"));
     }
@@ -1100,7 +1095,7 @@ fn names_taken_by_symlinks_and_other_files_are_skipped_never_followed() {
 
     let (dispatch, guard) = common::run_or_fail_on_hang("build", {
         let dir = dir.clone();
-        move || start(builder(&dir).max_file_size(1))
+        move || common::start(builder(&dir).max_file_size(1))
     });
     common::log_seqs(&dispatch, 10..40);
     let stats = common::run_or_fail_on_hang("shutdown", move || {
@@ -1313,7 +1308,7 @@ fn after_the_last_name_there_is_names_restart_from_the_clock_and_overwrite_nothi
     // A fourth start logs nothing: it recovers what the third run left (a crash-safe sink
     // may complete or redo its own work there, never lose events).
     for run in 0..=RUNS {
-        let (dispatch, guard) = start(builder(dir).max_file_size(2_000));
+        let (dispatch, guard) = common::start(builder(dir).max_file_size(2_000));
         if run < RUNS {
             common::log_seqs(&dispatch, run * PER_RUN..(run + 1) * PER_RUN);
         }
@@ -1389,7 +1384,7 @@ fn retention_counts_the_last_name_there_is_as_the_newest() {
     let planted = rotation_util::gzip_bytes(&rotation_util::old_lines(10_000..10_010));
     write_file(dir, END_OF_TIME, &planted, None);
 
-    let (dispatch, guard) = start(builder(dir).max_file_size(2_000).keep_files(3));
+    let (dispatch, guard) = common::start(builder(dir).max_file_size(2_000).keep_files(3));
     common::log_seqs(&dispatch, 0..N);
     let stats = shut_down(guard, N);
     assert!(stats.rotations >= 10, "{} rotations", stats.rotations);
@@ -1448,7 +1443,7 @@ fn file_mode_is_the_mode_of_every_file() {
     for wanted in [0o600, 0o666] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let (dispatch, guard) = start(builder(dir).max_file_size(1_000).file_mode(wanted));
+        let (dispatch, guard) = common::start(builder(dir).max_file_size(1_000).file_mode(wanted));
         common::log_seqs(&dispatch, 0..500);
         let stats = shut_down(guard, 500);
         assert!(stats.rotations >= 50);
@@ -1480,7 +1475,7 @@ fn the_active_files_mode_passes_to_every_file_after_it() {
     write_file(dir, ACTIVE, &rotation_util::old_lines(0..10), None);
     fs::set_permissions(dir.join(ACTIVE), fs::Permissions::from_mode(0o600)).unwrap();
 
-    let (dispatch, guard) = start(builder(dir).max_file_size(1_000));
+    let (dispatch, guard) = common::start(builder(dir).max_file_size(1_000));
     common::log_seqs(&dispatch, 10..200);
     guard.flush_blocking().unwrap();
     let rotated_before: Vec<(String, u32)> = rotation_util::list(dir)
@@ -1530,7 +1525,7 @@ fn default_mode_is_0644_less_the_umask() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (dispatch, guard) = start(builder(dir).max_file_size(1_000));
+    let (dispatch, guard) = common::start(builder(dir).max_file_size(1_000));
     common::log_seqs(&dispatch, 0..200);
     let stats = shut_down(guard, 200);
     assert!(stats.rotations >= 10);

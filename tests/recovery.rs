@@ -9,9 +9,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::rotation_util;
-use logsink::{Compression, Period, SinkGuard, Stats};
+use logsink::{Compression, Period, Stats};
 use rotation_util::{Gunzip, ACTIVE};
-use tracing::Dispatch;
 
 /// A rotated name from an earlier run (2026-11-24T14:26:18Z, sequence 0).
 const R0: &str = "app.20261124T142618Z.000000.log";
@@ -23,14 +22,9 @@ fn builder(dir: &Path) -> logsink::Builder {
     common::builder(dir)
 }
 
-fn start(builder: logsink::Builder) -> (Dispatch, SinkGuard) {
-    let (layer, guard) = builder.build().expect("building the sink");
-    (common::dispatch(layer), guard)
-}
-
 /// Starts a sink on `dir`, logs nothing, and shuts it down.
 fn start_and_stop(builder: logsink::Builder) -> Stats {
-    let (_dispatch, guard) = start(builder);
+    let (_dispatch, guard) = common::start(builder);
     let stats = guard.shutdown_blocking().expect("shutdown");
     assert_eq!(stats.write_errors, 0, "{:?}", stats.last_error);
     stats
@@ -234,7 +228,7 @@ fn new_names_sort_after_existing_ones_from_the_future() {
 
     // max_file_size(1): every event but the first in a file rotates, so three events make two
     // rotated files and leave the third active.
-    let (dispatch, guard) = start(builder(dir).max_file_size(1));
+    let (dispatch, guard) = common::start(builder(dir).max_file_size(1));
     common::log_seqs(&dispatch, 10..13);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.rotations, 2);
@@ -270,7 +264,7 @@ fn a_stale_active_file_is_rotated_at_start_up() {
         .unwrap();
     assert!(SystemTime::now() > then + Duration::from_secs(86_400));
 
-    let (dispatch, guard) = start(builder(dir).rotate_every(Period::Day));
+    let (dispatch, guard) = common::start(builder(dir).rotate_every(Period::Day));
     common::log_seqs(&dispatch, 20..23);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.rotations, 1);
@@ -295,7 +289,7 @@ fn a_cut_short_active_line_is_ended_before_new_events() {
     original.extend_from_slice(partial);
     fs::write(dir.join(ACTIVE), &original).unwrap();
 
-    let (dispatch, guard) = start(builder(dir));
+    let (dispatch, guard) = common::start(builder(dir));
     common::log_seqs(&dispatch, 5..8);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.events_written, 3);
@@ -324,7 +318,7 @@ fn an_existing_active_file_counts_toward_the_size_limit() {
     let original = rotation_util::old_lines(0..10);
     fs::write(dir.join(ACTIVE), &original).unwrap();
 
-    let (dispatch, guard) = start(builder(dir).max_file_size(original.len() as u64 + 10));
+    let (dispatch, guard) = common::start(builder(dir).max_file_size(original.len() as u64 + 10));
     common::log_seqs(&dispatch, 10..11);
     let stats = guard.shutdown_blocking().unwrap();
     assert_eq!(stats.rotations, 1);

@@ -20,7 +20,6 @@ use common::log_seqs;
 use common::rotation_util;
 use logsink::{Compression, Error, SinkGuard, Stats};
 use rotation_util::{FileLines, Gunzip, ACTIVE};
-use tracing::Dispatch;
 
 /// A rotated name from an earlier run (2026-11-24T14:26:18Z), with sequence number `seq`.
 fn r(seq: u32) -> String {
@@ -31,11 +30,6 @@ fn r(seq: u32) -> String {
 /// loaded debug build is.
 fn builder(dir: &Path) -> logsink::Builder {
     common::builder(dir).shutdown_timeout(Duration::from_secs(600))
-}
-
-fn start(builder: logsink::Builder) -> (Dispatch, SinkGuard) {
-    let (layer, guard) = builder.build().expect("building the sink");
-    (common::dispatch(layer), guard)
 }
 
 fn stop(guard: SinkGuard) -> Stats {
@@ -116,7 +110,7 @@ fn read_all(dir: &Path) -> Vec<FileLines> {
 /// Logs `per_thread` events `{t, i}` from each of `threads` threads into `dir` with zstd at
 /// `level` and a 256 KiB limit; returns the final statistics.
 fn log_threads(dir: &Path, threads: u64, per_thread: u64, level: i32) -> Stats {
-    let (dispatch, guard) = start(
+    let (dispatch, guard) = common::start(
         builder(dir)
             .max_file_size(256 * 1024)
             .compression(Compression::Zstd { level }),
@@ -259,7 +253,8 @@ fn a_cut_short_zstd_compression_is_redone() {
     .unwrap();
     fs::write(dir.join(format!("{}.zst.tmp", r(1))), b"an orphan").unwrap();
 
-    let (_dispatch, guard) = start(builder(dir).compression(Compression::Zstd { level: 3 }));
+    let (_dispatch, guard) =
+        common::start(builder(dir).compression(Compression::Zstd { level: 3 }));
     let stats = stop(guard);
     assert_eq!(stats.files_compressed, 1);
     assert_eq!(stats.files_deleted, 0);
@@ -290,7 +285,7 @@ fn a_log_beside_a_zst_is_removed_only_if_the_zst_holds_it() {
         let zst = format!("{}.zst", r(0));
         fs::write(dir.join(r(0)), &original).unwrap();
         fs::write(dir.join(&zst), &own).unwrap();
-        let (_dispatch, guard) = start(builder(dir).compression(compression));
+        let (_dispatch, guard) = common::start(builder(dir).compression(compression));
         let stats = stop(guard);
         assert_eq!(
             (stats.files_compressed, stats.files_deleted),
@@ -311,7 +306,7 @@ fn a_log_beside_a_zst_is_removed_only_if_the_zst_holds_it() {
         ] {
             fs::write(dir.join(r(0)), &original).unwrap();
             fs::write(dir.join(&zst), &bytes).unwrap();
-            let (_dispatch, guard) = start(builder(dir).compression(compression));
+            let (_dispatch, guard) = common::start(builder(dir).compression(compression));
             let stats = stop(guard);
             let what = format!("{what}, {compression:?}");
             assert_eq!(stats.files_deleted, 0, "{what}");
@@ -355,7 +350,7 @@ fn gzip_and_zstd_folders_are_recovered_and_retained_either_way() {
     fs::write(dir.join(format!("{}.zst.tmp", r(4))), "half a zstd").unwrap();
 
     let zstd = Compression::Zstd { level: 3 };
-    let (_dispatch, guard) = start(builder(dir).compression(zstd).keep_files(3));
+    let (_dispatch, guard) = common::start(builder(dir).compression(zstd).keep_files(3));
     let stats = stop(guard);
     // r2 and r4 compressed; r0 and r1, the oldest of five, deleted.
     assert_eq!(stats.files_compressed, 2, "{stats:?}");
@@ -375,7 +370,7 @@ fn gzip_and_zstd_folders_are_recovered_and_retained_either_way() {
     // twice (each event but the first in a file rotates with `max_file_size(1)`).
     fs::write(dir.join(r(5)), lines(50)).unwrap();
     fs::write(dir.join(format!("{}.zst.tmp", r(5))), "half a zstd").unwrap();
-    let (dispatch, guard) = start(
+    let (dispatch, guard) = common::start(
         builder(dir)
             .compression(Compression::Gzip { level: 6 })
             .keep_files(3)
@@ -417,7 +412,8 @@ fn a_name_taken_in_its_zstd_form_is_skipped() {
         for name in &planted {
             fs::create_dir(dir.join(name)).unwrap();
         }
-        let (dispatch, guard) = start(builder(dir).compression(compression).max_file_size(1));
+        let (dispatch, guard) =
+            common::start(builder(dir).compression(compression).max_file_size(1));
         log_seqs(&dispatch, 10..12);
         let stats = stop(guard);
         assert_eq!(stats.rotations, 1, "{compression:?}");
@@ -467,7 +463,7 @@ fn zstd_levels_outside_1_to_22_are_refused() {
         );
     }
     for level in [1, 22] {
-        let (dispatch, guard) = start(
+        let (dispatch, guard) = common::start(
             builder(&dir)
                 .compression(Compression::Zstd { level })
                 .max_file_size(1),

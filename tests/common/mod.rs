@@ -65,6 +65,12 @@ pub fn log_on_threads(dispatch: &tracing::Dispatch, threads: u64, per_thread: u6
     }
 }
 
+/// Builds `builder`'s sink: a dispatcher with its layer, and its guard.
+pub fn start(builder: logsink::Builder) -> (tracing::Dispatch, logsink::SinkGuard) {
+    let (layer, guard) = builder.build().expect("building the sink");
+    (dispatch(layer), guard)
+}
+
 /// A dispatcher with only the sink's layer, for `tracing::dispatcher::with_default`.
 pub fn dispatch(layer: logsink::SinkLayer) -> tracing::Dispatch {
     use tracing_subscriber::layer::SubscriberExt;
